@@ -1,0 +1,71 @@
+"""texflow-compile: an iree-compile-style driver with texflow's phases.
+
+    texflow-compile model.onnx --target=vulkan-valhall -o model.vmfb
+    texflow-compile model.onnx --compile-to=texflow-layout      # prints MLIR
+    texflow-compile model.onnx --iree-opt-data-tiling -o m.vmfb  # raw IREE flags pass through
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from texflow.compiler import ALL_PHASES, DEFAULT_LAYOUT_PIPELINE, CompileOptions, Compiler, write_atomically
+from texflow.errors import TexflowError
+from texflow.targets import TARGETS
+
+from . import run_tool
+from .args import ArgumentParser
+
+
+def build_parser():
+    p = ArgumentParser(prog="texflow-compile", description=__doc__.splitlines()[0],
+                       epilog="Any --iree-* flag is passed to IREE unchanged.")
+    p.add_argument("input", help=".onnx or .mlir file")
+    p.add_argument("-o", "--output", default=None, help="output .vmfb (or .mlir with --compile-to); '-' for stdout")
+    p.add_argument("--target", default="llvm-cpu", help=f"target preset: {', '.join(TARGETS)}")
+    p.add_argument("--compile-to", default="end", metavar="PHASE",
+                   help=f"stop after PHASE and print MLIR ({', '.join(ALL_PHASES)})")
+    p.add_argument("--compile-from", default="start", choices=["start", "input"],
+                   help="'input' if the .mlir is already at IREE's input level")
+    p.add_argument("--no-layout", action="store_true", help="skip texflow's layout phase (plain IREE)")
+    p.add_argument("--layout-pipeline", default=DEFAULT_LAYOUT_PIPELINE,
+                   help="texflow passes of the layout phase")
+    p.add_argument("--print-ir-after-all", action="store_true",
+                   help="print the IR after each texflow pass to stderr")
+    p.add_argument("--texflow-statistics", action="store_true",
+                   help="print what each texflow pass changed (stderr)")
+    p.add_argument("--timings", action="store_true", help="print phase timings (stderr)")
+    return p
+
+
+def main_impl(argv) -> int:
+    args, extra = build_parser().parse_known_args(argv)
+    bad = [a for a in extra if not a.startswith("--iree-")]
+    if bad:
+        raise TexflowError(f"unknown option(s): {' '.join(bad)}")
+    opts = CompileOptions(target=args.target, iree_flags=extra, layout=not args.no_layout,
+                          layout_pipeline=args.layout_pipeline, compile_to=args.compile_to,
+                          compile_from=args.compile_from,
+                          print_ir_after_all=args.print_ir_after_all)
+    if args.compile_to == "end" and not args.output:
+        raise TexflowError("missing -o <output.vmfb>")
+    result = Compiler(opts).compile_file(args.input)
+    if args.texflow_statistics:
+        for pname, stats in result.statistics.items():
+            for k, v in stats.items():
+                print(f"texflow-statistics: {pname}: {v} {k}", file=sys.stderr)
+    if args.timings:
+        print("texflow-timings: " + json.dumps({k: round(v, 4) for k, v in result.timings.items()}),
+              file=sys.stderr)
+    data = result.vmfb if result.vmfb is not None else result.mlir
+    write_atomically(args.output or "-", data)
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_tool("texflow-compile", main_impl, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""The texflow compiler driver: IREE start->input, texflow phases, IREE input->end.
+
+Everything runs in-process in one `CompilerSession`: the module produced by
+IREE's input phase (linalg on tensors, ABI applied) is handed to texflow's
+passes as a Python `ir.Operation`, then back to IREE without re-parsing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from iree.compiler import ir, passmanager
+from iree.compiler.api import Invocation, Output
+
+from . import iree_phases
+from .errors import TexflowError
+from .importer import import_onnx, load_onnx
+from .session import CompilerSession
+from .targets import Target, get_target
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """A texflow phase: a named pipeline that runs after IREE's `input` phase."""
+    name: str
+    summary: str
+    pipeline: str
+
+
+def texflow_phases(options: "CompileOptions") -> list[Phase]:
+    phases = []
+    if options.layout:
+        phases.append(Phase("texflow-layout",
+                            "layout-transformation elimination (SmartMem)",
+                            options.layout_pipeline))
+    phases.append(Phase("texflow-finalize", "check no texflow op reaches IREE",
+                        "texflow-verify-lowered"))
+    return phases
+
+
+TEXFLOW_PHASE_NAMES = ("texflow-layout", "texflow-finalize")
+DEFAULT_LAYOUT_PIPELINE = "texflow-compose-transposes"
+
+
+@dataclasses.dataclass
+class CompileOptions:
+    target: str = "llvm-cpu"
+    iree_flags: list[str] = dataclasses.field(default_factory=list)
+    layout: bool = True  # run texflow's layout phase (False = plain IREE)
+    layout_pipeline: str = DEFAULT_LAYOUT_PIPELINE
+    compile_from: str = "start"  # "start" or "input" (input: IR is already at IREE input level)
+    compile_to: str = "end"  # an IREE phase or a texflow phase name
+    print_ir_after_all: bool = False  # print IR after each texflow pass (stderr)
+    ir_stream: object = None  # where print_ir_after_all prints (default stderr)
+
+    @property
+    def plain(self) -> bool:
+        return not self.layout
+
+
+@dataclasses.dataclass
+class CompileResult:
+    vmfb: bytes | None = None
+    mlir: str | None = None
+    statistics: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+ALL_PHASES = iree_phases.IREE_PHASES[:2] + TEXFLOW_PHASE_NAMES + iree_phases.IREE_PHASES[2:]
+
+
+def _iree_error(session: CompilerSession, what: str) -> TexflowError:
+    err = session.diagnostics.first_error() or "unknown error (no diagnostic)"
+    m = re.search(r'"torch\.operator".*?name = "onnx\.(\w+)"', err)
+    if m:
+        return TexflowError(f"{what}: ONNX op '{m.group(1)}' cannot be lowered by IREE's "
+                            f"ONNX importer/converter ({err.split(':')[0]})")
+    return TexflowError(f"{what}: {err}")
+
+
+class Compiler:
+    """Compiles one model; `compile_file` / `compile_module` are the entry points."""
+
+    def __init__(self, options: CompileOptions):
+        self.options = options
+        if options.compile_to not in ALL_PHASES:
+            raise TexflowError(f"unknown phase '{options.compile_to}' "
+                               f"(phases: {', '.join(ALL_PHASES)})")
+        if options.compile_from not in ("start", "input"):
+            raise TexflowError(f"--compile-from must be 'start' or 'input', got '{options.compile_from}'")
+        self.target: Target = get_target(options.target)
+        self.session = CompilerSession(list(self.target.flags) + list(options.iree_flags))
+
+    # -- sources ----------------------------------------------------------
+    def load(self, path: str):
+        p = Path(path)
+        if not p.exists():
+            raise TexflowError(f"no such file: {path}")
+        if p.suffix == ".onnx":
+            return import_onnx(load_onnx(path), self.session)
+        if p.suffix in (".mlir", ".mlirbc"):
+            try:
+                text = p.read_text()
+            except (UnicodeDecodeError, OSError) as e:
+                raise TexflowError(f"cannot read {path}: {e}") from None
+            return self.session.parse(text, path).operation
+        raise TexflowError(f"unsupported input '{path}' (expected .onnx or .mlir)")
+
+    def compile_file(self, path: str) -> CompileResult:
+        return self.compile_module(self.load(path))
+
+    # -- pipeline ---------------------------------------------------------
+    def _iree(self, module, from_phase: str, to_phase: str):
+        inv: Invocation = self.session.session.invocation()
+        inv.import_module(module)
+        if from_phase != "start":
+            iree_phases.set_compile_from(inv, from_phase)
+        iree_phases.set_compile_to(inv, to_phase)
+        self.session.diagnostics.clear()
+        if not inv.execute():
+            raise _iree_error(self.session, f"IREE failed compiling from '{from_phase}' to '{to_phase}'")
+        return inv
+
+    def _stamp_target(self, module) -> None:
+        """Record the target in the module's reflection metadata.
+
+        The runtime reads `texflow.subgroup_size` back to refuse devices whose
+        subgroup size differs (that gives silently wrong reductions).
+        """
+        with self.session.context:
+            funcs = {ir.StringAttr(op.attributes["sym_name"]).value: op
+                     for op in module.regions[0].blocks[0].operations
+                     if op.operation.name == "util.func"}
+            for op in module.regions[0].blocks[0].operations:
+                if op.operation.name != "util.func" or "iree.abi.stub" not in op.attributes:
+                    continue
+                if "sym_visibility" in op.attributes and \
+                        ir.StringAttr(op.attributes["sym_visibility"]).value != "public":
+                    continue
+                entries = {}
+                if "iree.reflection" in op.attributes:
+                    d = ir.DictAttr(op.attributes["iree.reflection"])
+                    for i in range(len(d)):
+                        na = d[i]
+                        entries[na.name] = na.attr
+                fname = ir.StringAttr(op.attributes["sym_name"]).value
+                body = funcs.get(fname + "$async", op)
+                ins, outs = _abi_signature(body)
+                entries["texflow.inputs"] = ir.StringAttr.get(",".join(ins))
+                entries["texflow.outputs"] = ir.StringAttr.get(",".join(outs))
+                entries["texflow.target"] = ir.StringAttr.get(self.target.name)
+                entries["texflow.subgroup_size"] = ir.StringAttr.get(
+                    str(self.target.subgroup_size or 0))
+                op.attributes["iree.reflection"] = ir.DictAttr.get(entries)
+
+    def run_texflow_phases(self, module, result: CompileResult, stop_after: str | None) -> None:
+        from texflow.passes import add_passes
+        from texflow.passes.registry import PrintIR
+
+        stream = (self.options.ir_stream or sys.stderr) if self.options.print_ir_after_all else None
+        for phase in texflow_phases(self.options):
+            t0 = time.perf_counter()
+            pm = passmanager.PassManager("builtin.module", context=self.session.context)
+            sink: list = []
+            add_passes(pm, phase.pipeline, print_ir=PrintIR(stream), stats_sink=sink)
+            self.session.diagnostics.clear()
+            try:
+                pm.run(module)
+            except ir.MLIRError as e:
+                diags = [d.message for d in e.error_diagnostics] or [str(e)]
+                raise TexflowError(f"texflow phase '{phase.name}' failed: {diags[0]}") from None
+            for p in sink:
+                if p.statistics:
+                    result.statistics.setdefault(p.name, {}).update(p.statistics)
+            result.timings[phase.name] = time.perf_counter() - t0
+            if stop_after == phase.name:
+                return
+
+    def compile_module(self, module) -> CompileResult:
+        o = self.options
+        result = CompileResult()
+        to = o.compile_to
+        if o.compile_from == "start":
+            t0 = time.perf_counter()
+            stop = "input" if to in ALL_PHASES[ALL_PHASES.index("input"):] else to
+            self._iree(module, "start", stop)
+            result.timings["iree:start->input"] = time.perf_counter() - t0
+            if to in iree_phases.IREE_PHASES[:2]:
+                result.mlir = _asm(module)
+                return result
+        if to in TEXFLOW_PHASE_NAMES and not any(p.name == to for p in texflow_phases(o)):
+            raise TexflowError(f"phase '{to}' is disabled by the options")
+        self.run_texflow_phases(module, result, to if to in TEXFLOW_PHASE_NAMES else None)
+        self._stamp_target(module)
+        if to in TEXFLOW_PHASE_NAMES:
+            result.mlir = _asm(module)
+            return result
+        t0 = time.perf_counter()
+        inv = self._iree(module, "input", to)
+        result.timings["iree:input->" + to] = time.perf_counter() - t0
+        if to != "end":
+            result.mlir = _asm(module if to not in ("vm",) else inv.export_module())
+            return result
+        out = Output.open_membuffer()
+        try:
+            inv.output_vm_bytecode(out)
+        except ValueError as e:
+            raise _iree_error(self.session, f"IREE could not emit the module ({e})") from None
+        result.vmfb = bytes(out.map_memory())
+        return result
+
+
+def _type_text(t) -> str:
+    """tensor<1x8xf32> -> '1x8xf32' (iree-run-module's notation); '?' for dynamic."""
+    rt = ir.RankedTensorType(t)
+    dims = ["?" if rt.is_dynamic_dim(i) else str(d) for i, d in enumerate(rt.shape)]
+    return "x".join(dims + [str(rt.element_type)])
+
+
+def _abi_signature(func) -> tuple[list[str], list[str]]:
+    """Tensor types at a function's ABI boundary (hal.tensor.import/export order)."""
+    ins, outs = {}, []
+    args = list(func.regions[0].blocks[0].arguments)
+
+    def visit(o):
+        if o.name == "hal.tensor.import":
+            for src in o.operands:
+                if str(src.type) != "!hal.buffer_view":
+                    continue
+                for i, a in enumerate(args):
+                    if a == src:
+                        ins[i] = _type_text(o.results[0].type)
+        elif o.name == "hal.tensor.export":
+            outs.append(_type_text(o.operands[0].type))
+        return ir.WalkResult.ADVANCE
+    func.operation.walk(visit)
+    return [ins[k] for k in sorted(ins)], outs
+
+
+def _asm(module) -> str:
+    return module.get_asm(large_elements_limit=64, enable_debug_info=False)
+
+
+def write_atomically(path: str, data: bytes | str) -> None:
+    """Write via a temporary file in the same folder, then rename: never half a file."""
+    if path == "-":
+        if isinstance(data, bytes):
+            sys.stdout.buffer.write(data)
+        else:
+            sys.stdout.write(data)
+        return
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise TexflowError(f"output folder does not exist: {d}")
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".texflow-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def compile_file(path: str, output: str | None = None, **options) -> CompileResult:
+    """Python API: compile `path` (.onnx/.mlir); write the .vmfb if `output`."""
+    result = Compiler(CompileOptions(**options)).compile_file(path)
+    if output:
+        write_atomically(output, result.vmfb if result.vmfb is not None else result.mlir)
+    return result

@@ -1,0 +1,53 @@
+"""Small helpers over IREE's MLIR Python bindings shared by the passes."""
+
+from __future__ import annotations
+
+from iree.compiler import ir
+
+FUNC_OPS = ("func.func", "util.func")
+
+
+def functions(module) -> list:
+    """The function-like ops (func.func, util.func) of a module operation."""
+    return [op for op in module.regions[0].blocks[0].operations
+            if op.operation.name in FUNC_OPS]
+
+
+def walk(op, fn, order=ir.WalkOrder.POST_ORDER):
+    """Call fn(operation) on every nested op (the bindings' walk)."""
+    def _cb(o):
+        fn(o)
+        return ir.WalkResult.ADVANCE
+    op.operation.walk(_cb, order)
+
+
+def collect(op, names=None) -> list:
+    """All nested operations (optionally only those whose name is in `names`)."""
+    out = []
+    walk(op, lambda o: out.append(o) if names is None or o.name in names else None,
+         ir.WalkOrder.PRE_ORDER)
+    return out
+
+
+def producer(value):
+    """The op defining `value`, or None for block arguments."""
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return None
+    return owner.operation if hasattr(owner, "operation") else owner
+
+
+def int_array(attr) -> list[int]:
+    """Values of a DenseI64ArrayAttr / ArrayAttr of integers."""
+    try:
+        return list(ir.DenseI64ArrayAttr(attr))
+    except (ValueError, TypeError):
+        return [ir.IntegerAttr(a).value for a in ir.ArrayAttr(attr)]
+
+
+def tensor_shape(value) -> list[int]:
+    return list(ir.RankedTensorType(value.type).shape)
+
+
+def uses(value) -> list:
+    return [u.owner for u in value.uses]

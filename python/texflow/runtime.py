@@ -1,0 +1,264 @@
+"""Running compiled modules on IREE's `local-task` and `vulkan` drivers.
+
+Why this wrapper exists:
+- IREE 3.13's `DeviceArray.to_host()` fails on Vulkan ("host allocation import
+  pointer does not satisfy minImportedHostPointerAlignment 4096"): results are
+  read back through a mappable staging buffer instead (`to_numpy`).
+- A SPIR-V module compiled for a subgroup size other than the device's gives
+  silently wrong reductions.  texflow-compile records the module's subgroup
+  size; here it is compared with the device's and a mismatch is refused.  On
+  Mesa's lavapipe the subgroup size follows LP_NATIVE_VECTOR_WIDTH (bits / 32),
+  so texflow sets it for the module before the driver starts.
+- Inputs are checked against the module's declared signature, so a wrong
+  shape is a one-line error rather than an IREE abort.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TexflowError
+
+DTYPES = {
+    "f32": np.float32, "f16": np.float16, "f64": np.float64, "bf16": None,
+    "i8": np.int8, "i16": np.int16, "i32": np.int32, "i64": np.int64,
+    "ui8": np.uint8, "ui16": np.uint16, "ui32": np.uint32, "ui64": np.uint64,
+    "i1": np.bool_,
+}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    shape: tuple
+    dtype: str  # MLIR element type name, e.g. f32
+
+    @classmethod
+    def parse(cls, text: str) -> "TensorSpec":
+        parts = text.strip().split("x")
+        dims = tuple(None if p == "?" else int(p) for p in parts[:-1])
+        return cls(dims, parts[-1])
+
+    def __str__(self):
+        return "x".join(["?" if d is None else str(d) for d in self.shape] + [self.dtype])
+
+    def matches(self, a: np.ndarray) -> bool:
+        if len(a.shape) != len(self.shape):
+            return False
+        if any(d is not None and d != s for d, s in zip(self.shape, a.shape)):
+            return False
+        np_t = DTYPES.get(self.dtype)
+        return np_t is None or a.dtype == np.dtype(np_t)
+
+
+def parse_input(text: str) -> np.ndarray:
+    """An input in iree-run-module's notation: `@x.npy`, `2x3xf32=1 2 3 4 5 6`,
+    `2x3xf32=0.5` (splat) or `f32=1.0` (scalar)."""
+    if text.startswith("@"):
+        path = text[1:]
+        if not os.path.exists(path):
+            raise TexflowError(f"no such input file: {path}")
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise TexflowError(f"cannot read {path} as .npy: {e}") from None
+    spec, eq, values = text.partition("=")
+    if not eq:
+        raise TexflowError(f"input '{text}' must be @file.npy or <shape>x<type>=<values>")
+    parts = spec.split("x")
+    dtype = DTYPES.get(parts[-1])
+    if dtype is None:
+        raise TexflowError(f"unsupported element type '{parts[-1]}' in input '{text}'")
+    try:
+        shape = tuple(int(p) for p in parts[:-1])
+        vals = [float(v) if np.issubdtype(dtype, np.floating) else int(v)
+                for v in re.split(r"[\s,\[\]]+", values.strip()) if v]
+    except ValueError:
+        raise TexflowError(f"cannot parse input '{text}'") from None
+    n = int(np.prod(shape)) if shape else 1
+    if len(vals) == 1:
+        return np.full(shape, vals[0], dtype=dtype)
+    if len(vals) != n:
+        raise TexflowError(f"input '{spec}' needs {n} values, got {len(vals)}")
+    return np.array(vals, dtype=dtype).reshape(shape)
+
+
+def dtype_text(a: np.ndarray) -> str:
+    """'1x8xf32' for a numpy array, in iree-run-module's notation."""
+    names = {np.dtype(v): k for k, v in DTYPES.items() if v is not None}
+    return "x".join([str(d) for d in a.shape] + [names.get(a.dtype, str(a.dtype))])
+
+
+def lavapipe_subgroup(device_name: str) -> int | None:
+    m = re.search(r"llvmpipe.*?(\d+) bits", device_name)
+    return int(m.group(1)) // 32 if m else None
+
+
+def device_subgroup_size(device_name: str) -> int | None:
+    """Subgroup size of a Vulkan device from its name (None if unknown)."""
+    lp = lavapipe_subgroup(device_name)
+    if lp:
+        return lp
+    name = device_name.lower()
+    for key, size in (("nvidia", 32), ("geforce", 32), ("adreno", 64), ("mali", 16),
+                      ("radeon", 64), ("intel", 32)):
+        if key in name:
+            return size
+    return None
+
+
+class Module:
+    """A compiled .vmfb loaded on a driver; call it with numpy arrays."""
+
+    def __init__(self, vmfb: str | bytes, driver: str = "local-task",
+                 allow_subgroup_mismatch: bool = False):
+        import iree.runtime as rt
+        self._rt = rt
+        if isinstance(vmfb, (str, Path)):
+            if not os.path.exists(vmfb):
+                raise TexflowError(f"no such module: {vmfb}")
+            data = Path(vmfb).read_bytes()
+        else:
+            data = vmfb
+        if driver not in ("local-task", "local-sync", "vulkan"):
+            raise TexflowError(f"unknown driver '{driver}' (local-task, local-sync, vulkan)")
+        self.driver = driver
+        self.allow_subgroup_mismatch = allow_subgroup_mismatch
+        # Parse the flatbuffer with a throwaway instance first so that the
+        # module's subgroup size is known before the Vulkan driver starts.
+        try:
+            probe = rt.VmModule.copy_buffer(rt.VmInstance(), data)
+        except (RuntimeError, ValueError) as e:
+            raise TexflowError(f"not a valid IREE module: {str(e).splitlines()[0]}") from None
+        self.function_names = [n for n in probe.function_names
+                               if n != "__init" and not n.endswith("$async")]
+        self.reflection = {n: dict(probe.lookup_function(n).reflection)
+                           for n in self.function_names}
+        self.module_subgroup = max([int(r.get("texflow.subgroup_size", 0))
+                                    for r in self.reflection.values()] or [0])
+        self.target = next((r["texflow.target"] for r in self.reflection.values()
+                            if "texflow.target" in r), None)
+        if driver == "vulkan":
+            self._prepare_vulkan_env()
+        try:
+            self.config = rt.Config(driver)
+        except (RuntimeError, ValueError) as e:
+            raise TexflowError(f"cannot start driver '{driver}': {str(e).splitlines()[0]}") from None
+        self.device = self.config.device
+        if driver == "vulkan":
+            self._check_subgroup()
+        elif self.target and self.target.startswith("vulkan"):
+            raise TexflowError(f"module was compiled for {self.target}; run it with --device=vulkan")
+        try:
+            self.vm_module = rt.VmModule.copy_buffer(self.config.vm_instance, data)
+            self.context = rt.SystemContext(vm_modules=[self.vm_module], config=self.config)
+        except (RuntimeError, ValueError) as e:
+            raise TexflowError(f"cannot load module on {driver}: {str(e).splitlines()[0]}") from None
+
+    # -- Vulkan subgroup handling ------------------------------------------
+    def _prepare_vulkan_env(self):
+        if self.module_subgroup and "LP_NATIVE_VECTOR_WIDTH" not in os.environ:
+            # Only lavapipe reads these; a real GPU ignores them.
+            os.environ["LP_NATIVE_VECTOR_WIDTH"] = str(max(4, self.module_subgroup) * 32)
+            os.environ["MESA_SHADER_CACHE_DISABLE"] = "true"
+
+    def device_name(self) -> str:
+        try:
+            devs = self._rt.get_driver("vulkan").query_available_devices()
+            return devs[0]["name"] if devs else ""
+        except (RuntimeError, ValueError):
+            return ""
+
+    def _check_subgroup(self):
+        if not self.module_subgroup:
+            return
+        name = self.device_name()
+        dev = device_subgroup_size(name)
+        if dev is None:
+            warnings.warn(f"cannot tell the subgroup size of Vulkan device '{name}'; the module "
+                          f"assumes {self.module_subgroup}: reductions may be wrong if they differ")
+            return
+        if dev != self.module_subgroup:
+            if self.allow_subgroup_mismatch:
+                warnings.warn(f"subgroup size mismatch: module {self.module_subgroup}, device {dev}")
+                return
+            raise TexflowError(
+                f"module compiled for {self.target} assumes subgroup size {self.module_subgroup} but "
+                f"device '{name}' has {dev}: results would be silently wrong"
+                + (f" (lavapipe: set LP_NATIVE_VECTOR_WIDTH={self.module_subgroup * 32})"
+                   if lavapipe_subgroup(name) else ""))
+
+    # -- calling -------------------------------------------------------------
+    def signature(self, function: str) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        r = self.reflection.get(function, {})
+        ins = [TensorSpec.parse(t) for t in r.get("texflow.inputs", "").split(",") if t]
+        outs = [TensorSpec.parse(t) for t in r.get("texflow.outputs", "").split(",") if t]
+        return ins, outs
+
+    def resolve_function(self, function: str | None) -> str:
+        if function is None:
+            if len(self.function_names) != 1:
+                raise TexflowError("module has several entry points "
+                                   f"({', '.join(self.function_names)}): pass --function")
+            return self.function_names[0]
+        if function not in self.function_names:
+            raise TexflowError(f"no function '{function}' in module "
+                               f"(has: {', '.join(self.function_names)})")
+        return function
+
+    def check_inputs(self, function: str, inputs) -> None:
+        ins, _ = self.signature(function)
+        if not ins:
+            return  # module not compiled by texflow: IREE checks what it can
+        if len(inputs) != len(ins):
+            raise TexflowError(f"{function} takes {len(ins)} input(s), got {len(inputs)}")
+        for i, (spec, a) in enumerate(zip(ins, inputs)):
+            if not spec.matches(a):
+                raise TexflowError(f"input {i} of {function}: expected {spec}, got "
+                                   f"{dtype_text(a)}")
+
+    def __call__(self, *inputs, function: str | None = None) -> list[np.ndarray]:
+        fn_name = self.resolve_function(function)
+        inputs = [np.ascontiguousarray(a) for a in inputs]
+        self.check_inputs(fn_name, inputs)
+        fn = self.context.modules.module[fn_name]
+        try:
+            results = fn(*inputs)
+        except (RuntimeError, ValueError) as e:
+            raise TexflowError(f"{fn_name} failed: {str(e).splitlines()[0]}") from None
+        if not isinstance(results, (tuple, list)):
+            results = [results]
+        return [self.to_numpy(r) for r in results]
+
+    def to_numpy(self, r) -> np.ndarray:
+        """Device array -> numpy, with a staging copy where to_host() cannot import."""
+        if isinstance(r, np.ndarray) or np.isscalar(r):
+            return np.asarray(r)
+        if self.driver != "vulkan":
+            return np.array(r.to_host())
+        return self._staged_copy(r._buffer_view)
+
+    def _staged_copy(self, bv) -> np.ndarray:
+        rt = self._rt
+        src = bv.get_buffer()
+        dev = self.device
+        host = dev.allocator.allocate_buffer(
+            memory_type=int(rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE),
+            allowed_usage=int(rt.BufferUsage.TRANSFER_TARGET | rt.BufferUsage.MAPPING_SCOPED),
+            allocation_size=src.byte_length())
+        sem = dev.create_semaphore(0)
+        dev.queue_copy(src, host, wait_semaphores=rt.HalFence.create_at(sem, 0),
+                       signal_semaphores=rt.HalFence.create_at(sem, 1))
+        rt.HalFence.create_at(sem, 1).wait()
+        dtype = rt.HalElementType.map_to_dtype(bv.element_type)
+        return np.array(host.map().asarray(bv.shape, dtype))  # copy: the mapping dies with `host`
+
+
+def run(vmfb, *inputs, driver="local-task", function=None) -> list[np.ndarray]:
+    """One-shot helper: load `vmfb` and call its (single) entry point."""
+    return Module(vmfb, driver=driver)(*inputs, function=function)

@@ -1,0 +1,70 @@
+"""An IREE compiler session prepared for texflow.
+
+One `iree.compiler.api.Session` owns the MLIRContext that the importer, the
+texflow passes and IREE's pipelines all share, so a module never has to be
+printed and re-parsed between them.  Diagnostics are captured so that user
+errors become one line instead of IREE's multi-line console output.
+"""
+
+from __future__ import annotations
+
+import iree.compiler.api as api  # noqa: F401  (registers IREE's passes)
+from iree.compiler import ir
+
+from .errors import TexflowError
+
+
+class Diagnostics:
+    """Collects the context's diagnostics; `first_error()` names the first."""
+
+    def __init__(self):
+        self.records: list[tuple[str, str, str]] = []
+
+    def __call__(self, d) -> bool:
+        self.records.append((str(d.severity).rsplit(".", 1)[-1], str(d.location), str(d.message)))
+        for n in d.notes:
+            self.records.append(("NOTE", str(n.location), str(n.message)))
+        return True  # handled: keep IREE from printing to the console
+
+    def errors(self):
+        return [r for r in self.records if r[0] == "ERROR"]
+
+    def first_error(self) -> str | None:
+        errs = self.errors()
+        if not errs:
+            return None
+        _, loc, msg = errs[0]
+        msg = msg.splitlines()[0] if msg else msg
+        return f"{msg} at {loc}" if loc and loc not in ('loc(unknown)', 'loc("")') else msg
+
+    def clear(self):
+        self.records.clear()
+
+
+class CompilerSession:
+    """A Session + context with dialects loaded and texflow dialects registered."""
+
+    def __init__(self, flags: list[str] | tuple[str, ...] = ()):
+        self.session = api.Session()
+        if flags:
+            try:
+                self.session.set_flags(*flags)
+            except ValueError as e:
+                raise TexflowError(f"bad IREE flag: {str(e).strip()}") from None
+        self.context = self.session.context
+        self.context.load_all_available_dialects()
+        self.context.allow_unregistered_dialects = True
+        from texflow.dialects import register_all
+        register_all(self.context)
+        self.diagnostics = Diagnostics()
+        self.context.attach_diagnostic_handler(self.diagnostics)
+
+    def parse(self, text: str, name: str = "<input>"):
+        self.diagnostics.clear()
+        try:
+            with self.context:
+                return ir.Module.parse(text)
+        except ir.MLIRError as e:
+            diag = e.error_diagnostics[0] if e.error_diagnostics else None
+            detail = f"{diag.message} at {diag.location}" if diag else str(e)
+            raise TexflowError(f"cannot parse {name}: {detail}") from None
