@@ -22,6 +22,7 @@ from . import iree_phases
 from .errors import TexflowError
 from .importer import import_onnx, load_onnx
 from .session import CompilerSession
+from .stderr_capture import capture_stderr
 from .targets import Target, get_target
 
 
@@ -87,7 +88,9 @@ def _iree_error(session: CompilerSession, what: str) -> TexflowError:
 class Compiler:
     """Compiles one model; `compile_file` / `compile_module` are the entry points."""
 
-    def __init__(self, options: CompileOptions):
+    def __init__(self, options: CompileOptions, session: CompilerSession | None = None):
+        """`session`: reuse another compiler's session (and its IREE flags), e.g. to
+        continue compiling a module that lives in that session's context."""
         self.options = options
         if options.compile_to not in ALL_PHASES:
             raise TexflowError(f"unknown phase '{options.compile_to}' "
@@ -95,7 +98,7 @@ class Compiler:
         if options.compile_from not in ("start", "input"):
             raise TexflowError(f"--compile-from must be 'start' or 'input', got '{options.compile_from}'")
         self.target: Target = get_target(options.target)
-        self.session = CompilerSession(list(self.target.flags) + list(options.iree_flags))
+        self.session = session or CompilerSession(list(self.target.flags) + list(options.iree_flags))
 
     # -- sources ----------------------------------------------------------
     def load(self, path: str):
@@ -122,8 +125,10 @@ class Compiler:
         if from_phase != "start":
             iree_phases.set_compile_from(inv, from_phase)
         iree_phases.set_compile_to(inv, to_phase)
-        self.session.diagnostics.clear()
-        if not inv.execute():
+        with capture_stderr() as cap:
+            ok = inv.execute()
+        self.session.diagnostics.set_from(cap)
+        if not ok:
             raise _iree_error(self.session, f"IREE failed compiling from '{from_phase}' to '{to_phase}'")
         return inv
 
@@ -163,21 +168,27 @@ class Compiler:
         from texflow.passes import add_passes
         from texflow.passes.registry import PrintIR
 
-        stream = (self.options.ir_stream or sys.stderr) if self.options.print_ir_after_all else None
+        stream = None
+        if self.options.print_ir_after_all:
+            # A duplicate of the real stderr: fd 2 itself is captured while passes run.
+            stream = self.options.ir_stream or os.fdopen(os.dup(2), "w", closefd=True)
         for phase in texflow_phases(self.options):
             t0 = time.perf_counter()
             pm = passmanager.PassManager("builtin.module", context=self.session.context)
             sink: list = []
             add_passes(pm, phase.pipeline, print_ir=PrintIR(stream), stats_sink=sink)
-            self.session.diagnostics.clear()
             try:
-                pm.run(module)
+                with capture_stderr() as cap:
+                    pm.run(module)
             except ir.MLIRError as e:
-                diags = [d.message for d in e.error_diagnostics] or [str(e)]
+                diags = [f"{d.message} at {d.location}" for d in e.error_diagnostics]
+                diags = diags or [cap.first_error() or str(e).splitlines()[0]]
                 raise TexflowError(f"texflow phase '{phase.name}' failed: {diags[0]}") from None
             for p in sink:
                 if p.statistics:
                     result.statistics.setdefault(p.name, {}).update(p.statistics)
+            if stream is not None:
+                stream.flush()
             result.timings[phase.name] = time.perf_counter() - t0
             if stop_after == phase.name:
                 return
@@ -209,8 +220,10 @@ class Compiler:
             return result
         out = Output.open_membuffer()
         try:
-            inv.output_vm_bytecode(out)
+            with capture_stderr() as cap:
+                inv.output_vm_bytecode(out)
         except ValueError as e:
+            self.session.diagnostics.set_from(cap)
             raise _iree_error(self.session, f"IREE could not emit the module ({e})") from None
         result.vmfb = bytes(out.map_memory())
         return result
@@ -272,9 +285,58 @@ def write_atomically(path: str, data: bytes | str) -> None:
         raise
 
 
-def compile_file(path: str, output: str | None = None, **options) -> CompileResult:
-    """Python API: compile `path` (.onnx/.mlir); write the .vmfb if `output`."""
-    result = Compiler(CompileOptions(**options)).compile_file(path)
+def compile_isolated(path: str, options: CompileOptions) -> CompileResult:
+    """Compile in a forked copy of this process, so that an IREE crash (IREE
+    3.13 segfaults on some inputs, e.g. ONNX `Unique`) becomes a one-line
+    error instead of killing the caller.  It is the same in-process API
+    compilation, not an `iree-compile` subprocess; the parent only waits."""
+    import pickle
+    import signal
+
+    Compiler(options)  # validate options (target, phases, flags) in the parent
+    fd, tmp = tempfile.mkstemp(prefix="texflow-compile-", suffix=".pkl")
+    os.close(fd)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 0
+            try:
+                try:
+                    payload = ("ok", Compiler(options).compile_file(path))
+                except TexflowError as e:
+                    payload = ("error", str(e))
+                with open(tmp, "wb") as f:
+                    pickle.dump(payload, f)
+            except BaseException:  # pragma: no cover - reported by the parent
+                code = 3
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            sig = signal.Signals(os.WTERMSIG(status)).name
+            raise TexflowError(f"IREE crashed ({sig}) while compiling {path}: this input hits an "
+                               "IREE bug (set TEXFLOW_DEBUG=1 and compile without isolation to debug)")
+        if os.WEXITSTATUS(status) != 0 or os.path.getsize(tmp) == 0:
+            raise TexflowError(f"compilation of {path} failed unexpectedly (exit {os.WEXITSTATUS(status)})")
+        with open(tmp, "rb") as f:
+            kind, value = pickle.load(f)
+        if kind == "error":
+            raise TexflowError(value)
+        return value
+    finally:
+        os.unlink(tmp)
+
+
+def compile_file(path: str, output: str | None = None, isolate: bool = False,
+                 **options) -> CompileResult:
+    """Python API: compile `path` (.onnx/.mlir); write the .vmfb if `output`.
+
+    `isolate=True` runs the compilation in a forked process (see
+    `compile_isolated`)."""
+    opts = CompileOptions(**options)
+    result = compile_isolated(path, opts) if isolate else Compiler(opts).compile_file(path)
     if output:
         write_atomically(output, result.vmfb if result.vmfb is not None else result.mlir)
     return result

@@ -56,6 +56,12 @@ def import_onnx(model: onnx.ModelProto, session) -> object:
         imp.import_all()
     except onnx_importer.OnnxImportError as e:
         raise TexflowError(f"ONNX import failed: {e}") from None
-    if not module.verify():
-        raise TexflowError(f"ONNX import produced invalid IR: {session.diagnostics.first_error()}")
+    try:
+        ok = module.verify()
+    except Exception as e:  # MLIRError in recent bindings
+        ok, detail = False, str(e).splitlines()[0]
+    else:
+        detail = "verifier failed"
+    if not ok:
+        raise TexflowError(f"ONNX import produced invalid IR: {detail}")
     return module

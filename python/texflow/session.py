@@ -15,16 +15,24 @@ from .errors import TexflowError
 
 
 class Diagnostics:
-    """Collects the context's diagnostics; `first_error()` names the first."""
+    """Diagnostics of the last IREE/pass-manager run, from captured stderr.
+
+    (A Python diagnostic handler is not used: IREE calls handlers from its
+    worker threads without the GIL, which crashes the interpreter.)
+    """
 
     def __init__(self):
         self.records: list[tuple[str, str, str]] = []
 
-    def __call__(self, d) -> bool:
-        self.records.append((str(d.severity).rsplit(".", 1)[-1], str(d.location), str(d.message)))
-        for n in d.notes:
-            self.records.append(("NOTE", str(n.location), str(n.message)))
-        return True  # handled: keep IREE from printing to the console
+    def set_from(self, captured) -> None:
+        import re
+        self.records = []
+        for line in captured.errors():
+            m = re.match(r"(?P<loc>.*?):\s*error:\s*(?P<msg>.*)", line)
+            if m:
+                self.records.append(("ERROR", m.group("loc"), m.group("msg")))
+            else:
+                self.records.append(("ERROR", "", line.split("error:", 1)[-1].strip()))
 
     def errors(self):
         return [r for r in self.records if r[0] == "ERROR"]
@@ -57,10 +65,8 @@ class CompilerSession:
         from texflow.dialects import register_all
         register_all(self.context)
         self.diagnostics = Diagnostics()
-        self.context.attach_diagnostic_handler(self.diagnostics)
 
     def parse(self, text: str, name: str = "<input>"):
-        self.diagnostics.clear()
         try:
             with self.context:
                 return ir.Module.parse(text)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from texflow.compiler import ALL_PHASES, DEFAULT_LAYOUT_PIPELINE, CompileOptions, Compiler, write_atomically
+from texflow.compiler import ALL_PHASES, DEFAULT_LAYOUT_PIPELINE, CompileOptions, Compiler, compile_isolated, write_atomically
 from texflow.errors import TexflowError
 from texflow.targets import TARGETS
 
@@ -35,6 +35,8 @@ def build_parser():
                    help="print the IR after each texflow pass to stderr")
     p.add_argument("--texflow-statistics", action="store_true",
                    help="print what each texflow pass changed (stderr)")
+    p.add_argument("--no-crash-isolation", action="store_true",
+                   help="compile in this process (an IREE crash then kills the tool)")
     p.add_argument("--timings", action="store_true", help="print phase timings (stderr)")
     return p
 
@@ -50,7 +52,10 @@ def main_impl(argv) -> int:
                           print_ir_after_all=args.print_ir_after_all)
     if args.compile_to == "end" and not args.output:
         raise TexflowError("missing -o <output.vmfb>")
-    result = Compiler(opts).compile_file(args.input)
+    if args.no_crash_isolation or args.print_ir_after_all:
+        result = Compiler(opts).compile_file(args.input)
+    else:
+        result = compile_isolated(args.input, opts)
     if args.texflow_statistics:
         for pname, stats in result.statistics.items():
             for k, v in stats.items():

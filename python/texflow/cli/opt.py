@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from iree.compiler import ir, passmanager
@@ -56,14 +57,19 @@ def run_one(session: CompilerSession, text: str, name: str, inner: str, args) ->
     module = session.parse(text, name)
     pm = passmanager.PassManager("builtin.module", context=session.context)
     sink: list = []
-    add_passes(pm, inner, print_ir=PrintIR(sys.stderr if args.print_ir_after_all else None),
+    ir_stream = os.fdopen(os.dup(2), "w") if args.print_ir_after_all else None  # fd 2 gets captured
+    add_passes(pm, inner, print_ir=PrintIR(ir_stream),
                stats_sink=sink)
-    session.diagnostics.clear()
+    from texflow.stderr_capture import capture_stderr
     try:
-        pm.run(module.operation)
+        with capture_stderr() as cap:
+            pm.run(module.operation)
     except ir.MLIRError as e:
-        msgs = [f"{d.message} at {d.location}" for d in e.error_diagnostics] or [str(e).splitlines()[0]]
+        msgs = [f"{d.message} at {d.location}" for d in e.error_diagnostics]
+        msgs = msgs or [cap.first_error() or str(e).splitlines()[0]]
         raise TexflowError(f"pipeline failed: {msgs[0]}") from None
+    if ir_stream is not None:
+        ir_stream.flush()
     if args.texflow_statistics:
         for p in sink:
             for k, v in p.statistics.items():

@@ -1,0 +1,12 @@
+"""texflow-bench: real model architectures, plain IREE vs texflow vs ONNX Runtime.
+
+Modules:
+- `models`   builds the models offline (random, perturbed weights), exports them to ONNX at
+             fixed batch-1 shapes and caches model, reference inputs and ONNX Runtime outputs.
+- `classify` counts dispatches and classifies the pure data-movement ones (flow-level IR).
+- `harness`  compiles each variant and times them interleaved (A/B) in one process.
+- `report`   writes Markdown, JSON and a PNG chart into a results folder.
+
+Heavy dependencies (torch, transformers, diffusers, onnxruntime, matplotlib) come with the
+`bench` extra and are imported lazily: `classify` and the harness core need only numpy.
+"""

@@ -1,0 +1,215 @@
+"""Compile variants of a model and time them interleaved (A/B) in one process.
+
+A *variant* is one way of compiling: `plain` (IREE alone, texflow's layout phase off: the
+in-process equivalent of `iree-compile`) and `texflow` (layout phase on), each optionally with
+IREE data tiling (`+dt`).  All variants of one model and target are loaded in one process and
+called in turn within each repetition, the order rotating from one repetition to the next, so
+that machine drift (frequency, a neighbour's load) falls on every variant alike.  Reported:
+the median of each variant's times and the median of the per-repetition ratios to `plain`.
+
+ONNX Runtime is timed in a child process (`python -m texflow.bench.harness ort ...`): two
+runtimes with their own thread pools in one process fight over the cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .classify import summarize
+
+DATA_TILING = "--iree-opt-data-tiling"
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    layout: bool
+    flags: tuple[str, ...] = ()
+
+
+VARIANTS = {v.name: v for v in (
+    Variant("plain", False),
+    Variant("texflow", True),
+    Variant("plain+dt", False, (DATA_TILING,)),
+    Variant("texflow+dt", True, (DATA_TILING,)),
+)}
+
+
+def set_threads(threads: int) -> None:
+    """Limit IREE's local-task executor to `threads` workers (before the first module loads)."""
+    if threads:
+        import iree.runtime as rt
+        rt.flags.parse_flags(f"--task_topology_max_group_count={threads}")
+
+
+def compile_variant(path, target: str, variant: Variant, count_dispatches: bool = True) -> dict:
+    """Compile `path` for `target`; returns vmfb, compile time and the dispatch summary."""
+    from texflow.compiler import CompileOptions, Compiler
+    out: dict = {"variant": variant.name}
+    t0 = time.perf_counter()
+    res = Compiler(CompileOptions(target=target, layout=variant.layout,
+                                  iree_flags=list(variant.flags))).compile_file(str(path))
+    out["compile_s"] = time.perf_counter() - t0
+    out["vmfb"] = res.vmfb
+    out["vmfb_bytes"] = len(res.vmfb)
+    out["texflow_s"] = sum(v for k, v in res.timings.items() if k.startswith("texflow"))
+    out["statistics"] = res.statistics
+    if count_dispatches:
+        out["flow"] = flow_summary(path, target, variant)
+    return out
+
+
+def flow_text(path, target: str, variant: Variant) -> str:
+    from texflow.compiler import CompileOptions, Compiler
+    return Compiler(CompileOptions(target=target, layout=variant.layout, compile_to="flow",
+                                   iree_flags=list(variant.flags))).compile_file(str(path)).mlir
+
+
+def flow_summary(path, target: str, variant: Variant) -> dict:
+    return summarize(flow_text(path, target, variant)).to_json()
+
+
+def iree_compile_cli_summary(path, target: str, flags=()) -> dict:
+    """Dispatch summary of the command-line tools (iree-import-onnx | iree-compile), to check
+    that the in-process plain path equals them."""
+    import tempfile
+    from texflow.targets import get_target
+    with tempfile.TemporaryDirectory() as d:
+        mlir = os.path.join(d, "m.mlir")
+        subprocess.run(["iree-import-onnx", str(path), "-o", mlir], check=True,
+                       capture_output=True)
+        flow = os.path.join(d, "m.flow.mlir")
+        subprocess.run(["iree-compile", mlir, "--compile-to=flow", "-o", flow,
+                        *get_target(target).flags, *flags], check=True, capture_output=True)
+        return summarize(Path(flow).read_text()).to_json()
+
+
+def accuracy(outs: list[np.ndarray], ref: list[np.ndarray]) -> dict:
+    abs_d, rel_d = 0.0, 0.0
+    for a, b in zip(outs, ref):
+        a = np.asarray(a, dtype=np.float64)
+        b = np.asarray(b, dtype=np.float64)
+        if a.shape != b.shape:
+            return {"max_abs": float("inf"), "max_rel": float("inf"),
+                    "error": f"shape {a.shape} != reference {b.shape}"}
+        d = float(np.max(np.abs(a - b))) if a.size else 0.0
+        abs_d = max(abs_d, d)
+        rel_d = max(rel_d, d / max(float(np.max(np.abs(b))), 1e-30))
+    return {"max_abs": abs_d, "max_rel": rel_d}
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 2,
+                     progress: Callable[[int, int], None] | None = None) -> dict[str, list[float]]:
+    """Call every function once per repetition, rotating the order; seconds per call."""
+    names = list(fns)
+    for _ in range(warmup):
+        for n in names:
+            fns[n]()
+    times = {n: [] for n in names}
+    for r in range(reps):
+        k = r % len(names)
+        for n in names[k:] + names[:k]:
+            t0 = time.perf_counter()
+            fns[n]()
+            times[n].append(time.perf_counter() - t0)
+        if progress:
+            progress(r + 1, reps)
+    return times
+
+
+def stats(ts: list[float]) -> dict:
+    ms = sorted(t * 1e3 for t in ts)
+    if not ms:
+        return {}
+    q = lambda p: ms[min(len(ms) - 1, int(round(p * (len(ms) - 1))))]  # noqa: E731
+    return {"median_ms": statistics.median(ms), "p10_ms": q(0.1), "p90_ms": q(0.9),
+            "min_ms": ms[0], "n": len(ms)}
+
+
+def paired_ratio(a: list[float], b: list[float]) -> float | None:
+    """Median over repetitions of a[i] / b[i] (both timed in the same repetition)."""
+    rs = [x / y for x, y in zip(a, b) if y > 0]
+    return statistics.median(rs) if rs else None
+
+
+def run_modules(vmfbs: dict[str, bytes], driver: str, inputs: list[np.ndarray],
+                ref: list[np.ndarray] | None, reps: int, warmup: int = 2,
+                progress=None) -> dict[str, dict]:
+    """Load each module, check it against `ref`, time them interleaved, read peak memory."""
+    from texflow.runtime import Module
+    mods, out = {}, {}
+    for name, vmfb in vmfbs.items():
+        try:
+            m = Module(vmfb, driver=driver)
+            res = m(*inputs)
+            out[name] = accuracy(res, ref) if ref is not None else {}
+            mods[name] = m
+        except Exception as e:  # noqa: BLE001
+            out[name] = {"error": f"run: {type(e).__name__}: {str(e).splitlines()[0][:300]}"}
+    if reps and mods:
+        fns = {n: (lambda m=m: m(*inputs)) for n, m in mods.items()}
+        times = time_interleaved(fns, reps, warmup, progress)
+        base = "plain" if "plain" in times else next(iter(times))
+        for n, ts in times.items():
+            out[n].update(stats(ts))
+            out[n]["times_ms"] = [round(t * 1e3, 4) for t in ts]
+            if n != base:
+                out[n]["ratio_vs_" + base] = paired_ratio(ts, times[base])
+    for n, m in mods.items():
+        if driver == "local-task":
+            try:
+                s = m.device.allocator.statistics
+                out[n]["peak_device_bytes"] = int(s.get("device_bytes_peak", 0)) + \
+                    int(s.get("host_bytes_peak", 0))
+            except Exception:  # noqa: BLE001
+                pass
+    return out
+
+
+def ort_time(onnx_path, inputs_npz, reps: int, threads: int, warmup: int = 2,
+             timeout: float = 1800) -> dict:
+    """Time ONNX Runtime (CPU) in a child process; returns stats() plus times_ms."""
+    cmd = [sys.executable, "-m", "texflow.bench.harness", "ort", str(onnx_path), str(inputs_npz),
+           str(reps), str(threads), str(warmup)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _ort_main(argv: list[str]) -> None:
+    onnx_path, inputs_npz, reps, threads, warmup = argv[0], argv[1], int(argv[2]), int(argv[3]), \
+        int(argv[4])
+    from .models import ort_session
+    s = ort_session(onnx_path, threads)
+    with np.load(inputs_npz) as z:
+        inputs = [z[f"in{i}"] for i in range(len(z.files))]
+    feed = dict(zip([i.name for i in s.get_inputs()], inputs))
+    for _ in range(warmup):
+        s.run(None, feed)
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        s.run(None, feed)
+        ts.append(time.perf_counter() - t0)
+    r = stats(ts)
+    r["times_ms"] = [round(t * 1e3, 4) for t in ts]
+    r["threads"] = threads
+    print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "ort":
+        _ort_main(sys.argv[2:])
+    else:
+        sys.exit("usage: python -m texflow.bench.harness ort MODEL.onnx INPUTS.npz REPS THREADS WARMUP")

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every test: lit regression tests and pytest (Vulkan tests on lavapipe).
+#   scripts/test.sh                 # set-up + all tests (what CI runs)
+#   scripts/test.sh --run-slow      # also the slow tests (long property searches)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export TEXFLOW_REQUIRE_VULKAN=${TEXFLOW_REQUIRE_VULKAN:-1}
+python3 -m lit -sv .
+python3 -m pytest -q "$@" test/pytest

@@ -1,0 +1,44 @@
+import os
+import sys
+
+# Lavapipe (Mesa's CPU Vulkan) reads these when the Vulkan driver starts, so
+# they must be set before any test creates a Vulkan device: subgroup size 16
+# matches the Valhall target (the default 8 gives wrong reductions).
+os.environ.setdefault("LP_NATIVE_VECTOR_WIDTH", "512")
+os.environ.setdefault("MESA_SHADER_CACHE_DISABLE", "true")
+sys.path.insert(0, os.path.dirname(__file__))
+
+import pytest  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="run tests marked slow")
+    parser.addoption("--hypothesis-examples", type=int, default=None,
+                     help="examples per property test (default: a small CI budget)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: pass --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def _vulkan_available() -> bool:
+    try:
+        import iree.runtime as rt
+        return bool(rt.get_driver("vulkan").query_available_devices())
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def vulkan():
+    """Vulkan must work where CI installs lavapipe; TEXFLOW_REQUIRE_VULKAN=1 makes its absence fail."""
+    if not _vulkan_available():
+        if os.environ.get("TEXFLOW_REQUIRE_VULKAN") == "1":
+            pytest.fail("TEXFLOW_REQUIRE_VULKAN=1 but no Vulkan device (apt-get install mesa-vulkan-drivers)")
+        pytest.skip("no Vulkan device")
+    return True

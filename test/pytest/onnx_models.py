@@ -1,0 +1,107 @@
+"""Small ONNX models built with onnx.helper for end-to-end tests.
+
+Weights are random and non-zero (IREE folds zero biases and unit norms away,
+which would hide bugs).  `ir_version` is pinned to 9 so that ONNX Runtime
+1.18+ loads them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+def _model(nodes, inputs, outputs, inits, name):
+    g = helper.make_graph(nodes, name, inputs, outputs, inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)],
+                          producer_name="texflow-tests")
+    m.ir_version = 9
+    onnx.checker.check_model(m)
+    return m
+
+
+def _w(rng, name, *shape, scale=0.5):
+    return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+
+def vi(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def conv_relu(seed=0):
+    """Conv 3x3 + bias + Relu + GlobalAveragePool (a reduction)."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["y"])]
+    return _model(nodes, [vi("x", [1, 4, 8, 8])], [vi("y", [1, 8, 1, 1])],
+                  [_w(rng, "w", 8, 4, 3, 3), _w(rng, "b", 8)], "conv_relu")
+
+
+def matmul_softmax(seed=0):
+    """MatMul + Add + Softmax over the last axis."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["a"]),
+             helper.make_node("Softmax", ["a"], ["y"], axis=-1)]
+    return _model(nodes, [vi("x", [1, 16, 32])], [vi("y", [1, 16, 24])],
+                  [_w(rng, "w", 32, 24), _w(rng, "b", 24)], "matmul_softmax")
+
+
+def transpose_reshape_chain(seed=0):
+    """Transpose -> Reshape -> Transpose -> MatMul: the layout work's bread and butter."""
+    rng = np.random.default_rng(seed)
+    shape = numpy_helper.from_array(np.array([1, 8, 24], dtype=np.int64), "shape")
+    nodes = [helper.make_node("Transpose", ["x"], ["t0"], perm=[0, 2, 1, 3]),
+             helper.make_node("Reshape", ["t0", "shape"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["t1"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["t1", "w"], ["y"])]
+    return _model(nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 24, 5])],
+                  [shape, _w(rng, "w", 8, 5)], "transpose_reshape_chain")
+
+
+def attention(seed=0, S=16, D=32, H=4):
+    """Multi-head self-attention as PyTorch exports it (head split/merge transposes)."""
+    rng = np.random.default_rng(seed)
+    Dh = D // H
+    inits = [_w(rng, n, D, D, scale=D ** -0.5) for n in ("wq", "wk", "wv", "wo")]
+    inits += [numpy_helper.from_array(np.array([1, S, H, Dh], np.int64), "split"),
+              numpy_helper.from_array(np.array([1, S, D], np.int64), "merge"),
+              numpy_helper.from_array(np.array(Dh ** -0.5, np.float32), "scale")]
+    nodes = []
+    for n in ("q", "k", "v"):
+        nodes += [helper.make_node("MatMul", ["x", "w" + n], [n + "0"]),
+                  helper.make_node("Reshape", [n + "0", "split"], [n + "1"]),
+                  helper.make_node("Transpose", [n + "1"], [n + "2"],
+                                   perm=[0, 2, 3, 1] if n == "k" else [0, 2, 1, 3])]
+    nodes += [helper.make_node("MatMul", ["q2", "k2"], ["s0"]),
+              helper.make_node("Mul", ["s0", "scale"], ["s1"]),
+              helper.make_node("Softmax", ["s1"], ["p"], axis=-1),
+              helper.make_node("MatMul", ["p", "v2"], ["o0"]),
+              helper.make_node("Transpose", ["o0"], ["o1"], perm=[0, 2, 1, 3]),
+              helper.make_node("Reshape", ["o1", "merge"], ["o2"]),
+              helper.make_node("MatMul", ["o2", "wo"], ["y"])]
+    return _model(nodes, [vi("x", [1, S, D])], [vi("y", [1, S, D])], inits, "attention")
+
+
+ALL = {"conv_relu": conv_relu, "matmul_softmax": matmul_softmax,
+       "transpose_reshape_chain": transpose_reshape_chain, "attention": attention}
+
+
+def random_inputs(model: onnx.ModelProto, seed=1) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in model.graph.input:
+        shape = [d.dim_value for d in i.type.tensor_type.shape.dim]
+        out.append(rng.standard_normal(shape).astype(np.float32))
+    return out
+
+
+def ort_reference(model: onnx.ModelProto, inputs) -> list[np.ndarray]:
+    import onnxruntime as ort
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [i.name for i in model.graph.input]
+    return sess.run(None, dict(zip(names, inputs)))

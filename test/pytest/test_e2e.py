@@ -1,0 +1,65 @@
+"""End to end: ONNX -> texflow-compile (in-process) -> run -> compare with ONNX Runtime."""
+
+import numpy as np
+import onnx
+import pytest
+
+import onnx_models
+from texflow.compiler import CompileOptions, Compiler
+from texflow.runtime import Module
+
+TOL = dict(rtol=1e-4, atol=1e-4)
+
+
+def compile_model(tmp_path, model, target, layout=True):
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    res = Compiler(CompileOptions(target=target, layout=layout)).compile_file(str(path))
+    assert res.vmfb and res.vmfb[:2] == b"PK"  # a vmfb is a zip with module.fb
+    return res
+
+
+@pytest.mark.parametrize("name", sorted(onnx_models.ALL))
+@pytest.mark.parametrize("layout", [True, False], ids=["texflow", "plain"])
+def test_llvm_cpu_matches_onnxruntime(tmp_path, name, layout):
+    model = onnx_models.ALL[name]()
+    inputs = onnx_models.random_inputs(model)
+    ref = onnx_models.ort_reference(model, inputs)
+    res = compile_model(tmp_path, model, "llvm-cpu", layout)
+    out = Module(res.vmfb, driver="local-task")(*inputs)
+    assert len(out) == len(ref)
+    for a, b in zip(out, ref):
+        np.testing.assert_allclose(a, b, **TOL)
+
+
+@pytest.mark.vulkan
+@pytest.mark.parametrize("target", ["vulkan-generic", "vulkan-valhall"])
+@pytest.mark.parametrize("name", sorted(onnx_models.ALL))
+def test_vulkan_matches_onnxruntime(tmp_path, vulkan, name, target):
+    model = onnx_models.ALL[name]()
+    inputs = onnx_models.random_inputs(model)
+    ref = onnx_models.ort_reference(model, inputs)
+    res = compile_model(tmp_path, model, target)
+    mod = Module(res.vmfb, driver="vulkan")
+    out = mod(*inputs)
+    for a, b in zip(out, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.vulkan
+def test_vulkan_refuses_subgroup_mismatch(tmp_path, vulkan):
+    """An Adreno module (subgroup 64) on lavapipe (16 here) would give wrong reductions."""
+    from texflow.errors import TexflowError
+    res = compile_model(tmp_path, onnx_models.conv_relu(), "vulkan-adreno")
+    with pytest.raises(TexflowError, match="subgroup size 64"):
+        Module(res.vmfb, driver="vulkan")
+
+
+def test_wrong_input_shape_is_a_clear_error(tmp_path):
+    from texflow.errors import TexflowError
+    res = compile_model(tmp_path, onnx_models.matmul_softmax(), "llvm-cpu")
+    mod = Module(res.vmfb)
+    with pytest.raises(TexflowError, match=r"expected 1x16x32xf32, got 1x16x31xf32"):
+        mod(np.zeros((1, 16, 31), np.float32))
+    with pytest.raises(TexflowError, match="takes 1 input"):
+        mod()
