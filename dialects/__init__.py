@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-DIALECT_MODULES: list[str] = []
+DIALECT_MODULES: list[str] = ["layout"]
 
 
 def irdl_path(name: str) -> Path:

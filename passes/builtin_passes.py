@@ -2,3 +2,7 @@
 
 from . import compose_transposes  # noqa: F401
 from . import verify_lowered  # noqa: F401
+from . import layout_verify  # noqa: F401
+from . import layout_raise  # noqa: F401
+from . import layout_lower  # noqa: F401
+from . import layout_classify  # noqa: F401

@@ -177,7 +177,9 @@ def _emit_error(op, message: str) -> None:
 def _as_external(p: Pass, print_ir: PrintIR | None, stats_sink: list | None):
     def run(op, pass_):
         try:
-            p.apply(op)
+            from iree.compiler import ir
+            with op.context, ir.Location.unknown(op.context):
+                p.apply(op)
         except TexflowError as e:
             _emit_error(op, f"{p.name}: {e}")
             pass_.signal_pass_failure()

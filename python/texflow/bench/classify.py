@@ -23,8 +23,11 @@ reduction or contraction makes the dispatch *compute*.  Integer arithmetic is tr
 index arithmetic, so an elementwise op on integer tensors would be counted as data movement;
 the models here have no such dispatch in their hot path (their integer work is position ids).
 
-Each data-movement dispatch also gets a *kind* (first match wins): pack, gather, pad,
-concat, transpose, broadcast, copy (slices and reshapes included), and the labels of the
+Each data-movement dispatch also gets a *kind* (first match wins): pack (packs, encodings),
+gather (`tensor.extract`), pad (`tensor.pad`, or a copy into part of a splatted tensor),
+concat (`tensor.concat`, selects, or a copy into part of any other tensor), transpose (a
+permuted indexing map or `linalg.transpose`), broadcast, slice (reads part of its source,
+e.g. q/k/v out of a fused projection) and copy (whole-tensor copies, reshapes), and the labels of the
 dispatches that consume its result (IREE names each entry point after its root op, e.g.
 `batch_matmul_1x8x32x16_f32`), so a report can say "transpose feeding batch_matmul x 8".
 """
@@ -52,7 +55,7 @@ affine.apply affine.min affine.max affine.delinearize_index affine.linearize_ind
 func.return return
 """.split())
 
-KINDS = ("pack", "gather", "pad", "concat", "transpose", "broadcast", "copy")
+KINDS = ("pack", "gather", "pad", "concat", "transpose", "broadcast", "slice", "copy")
 
 _OP_RE = re.compile(r"^\s*(?:%[\w#:, %]+=\s*)?\"?([a-z_][\w]*(?:\.[\w]+)+)\"?")
 _MAP_DEF_RE = re.compile(r"^(#[\w$.]+)\s*=\s*affine_map<(.*)>\s*$", re.M)
@@ -204,9 +207,30 @@ def classify_body(body: str, maps: dict[str, str] | None = None) -> tuple[bool, 
             kind = "transpose"
         elif s & {"linalg.broadcast", "linalg.fill"} or "broadcast" in gk:
             kind = "broadcast"
+        elif _is_slice(body):
+            kind = "slice"
         else:
             kind = "copy"
     return True, kind, ops
+
+
+def _numel(dims: str) -> int:
+    n = 1
+    for d in dims.split("x"):
+        n *= int(d) if d.isdigit() else 1
+    return n
+
+
+def _is_slice(body: str) -> bool:
+    """A load that reads only part of its source tensor (e.g. q/k/v out of a fused qkv)."""
+    for m in re.finditer(r"dispatch\.tensor\.load\s[^\n]*sizes = \[([^\]]*)\][^\n]*"
+                         r"readonly:tensor<([^>]*)>", body):
+        sizes = [x.strip() for x in m.group(1).split(",")]
+        src = m.group(2).rsplit("x", 1)[0]
+        if all(x.isdigit() for x in sizes) and \
+                _numel("x".join(sizes)) < _numel(src):
+            return True
+    return False
 
 
 def parse_executables(text: str) -> dict[str, Executable]:

@@ -169,7 +169,7 @@ def run_modules(vmfbs: dict[str, bytes], driver: str, inputs: list[np.ndarray],
         if driver == "local-task":
             try:
                 s = m.device.allocator.statistics
-                out[n]["peak_device_bytes"] = int(s.get("device_bytes_peak", 0)) + \
+                out[n]["allocator_peak_bytes"] = int(s.get("device_bytes_peak", 0)) + \
                     int(s.get("host_bytes_peak", 0))
             except Exception:  # noqa: BLE001
                 pass

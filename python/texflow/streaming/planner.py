@@ -160,9 +160,16 @@ def _lp(inst: _Instance, strict: bool):
     chunks, and fractional preload flags for rounding.  None if the solver is
     unavailable or the LP is infeasible."""
     from ortools.linear_solver import pywraplp
-    solver = pywraplp.Solver.CreateSolver("GLOP")
+    solver = None
+    for name in ("HIGHS_LP", "GLOP"):  # HiGHS: 2-3x faster than GLOP at 5,000 stages
+        solver = pywraplp.Solver.CreateSolver(name)
+        if solver is not None:
+            break
     if solver is None:
         return None
+    solver.SuppressOutput()
+    if name == "HIGHS_LP":  # HiGHS prints a banner on stdout unless told not to
+        solver.SetSolverSpecificParametersAsString("output_flag=false")
     prob, L, inf = inst.prob, inst.L, solver.infinity()
     C = inst.total
     p = [solver.NumVar(1.0 if f else 0.0, 1.0, f"p{i}") for i, f in enumerate(inst.forced)]
@@ -254,15 +261,21 @@ def _cpsat(inst: _Instance, strict: bool, time_limit: float, workers: int, hint=
         m.add(X[L - 1] + PB <= C)
     weight = C + 1  # lexicographic: any stall chunk outweighs all preloads
     m.minimize(weight * sum(ST) + PB)
-    if hint is not None:
+    if hint is not None:  # a complete hint: CP-SAT starts from this solution
         hp, hX, hST = hint
         for i, v in enumerate(hp):
             if not inst.forced[i]:
                 m.add_hint(p[i], int(v))
+        d = r = 0
         for s in range(L):
+            d += sum(prob.groups[i].chunks for i in inst.by_first[s] if not hp[i])
+            r += sum(prob.groups[i].chunks for i in inst.by_release[s] if not hp[i])
+            m.add_hint(D[s], d)
+            m.add_hint(R[s], r)
             m.add_hint(X[s], hX[s])
             if not strict:
                 m.add_hint(ST[s], hST[s])
+        m.add_hint(PB, sum(g.chunks for g, v in zip(prob.groups, hp) if v))
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.05, time_limit)
     solver.parameters.num_workers = max(1, workers)
@@ -276,6 +289,10 @@ def _cpsat(inst: _Instance, strict: bool, time_limit: float, workers: int, hint=
     if status == cp_model.INFEASIBLE:
         return "infeasible", None, None, None
     return "unknown", None, None, None
+
+
+def _key(inst, p, ST):
+    return sum(ST), sum(g.chunks for g, v in zip(inst.prob.groups, p) if v)
 
 
 # -- entry points ------------------------------------------------------------
@@ -367,9 +384,9 @@ def plan(prob: Problem, options: PlannerOptions | None = None) -> Plan:
         if o.use_cpsat and inst.L <= o.exact_limit and time.perf_counter() < deadline:
             status, pv, Xv, STv = _cpsat(inst, False, deadline - time.perf_counter(), o.workers,
                                          hint=rounded)
-            if pv is not None:
+            if pv is not None and (rounded is None or _key(inst, pv, STv) <= _key(inst, *rounded[::2])):
                 result = _plan_from(inst, pv, Xv, STv, status)
-            else:
+            elif pv is None:
                 fallbacks.append(f"cp-sat {status}")
         elif inst.L > o.exact_limit:
             fallbacks.append(f"cp-sat skipped ({inst.L} stages > exact-limit {o.exact_limit})")

@@ -1,0 +1,146 @@
+"""Helpers shared by the layout passes: recognising data-movement ops and
+rewriting linalg indexing maps."""
+
+from __future__ import annotations
+
+from math import prod
+
+from iree.compiler import ir
+
+from texflow import irutil
+
+CONTRACTIONS = ("linalg.matmul", "linalg.batch_matmul")
+
+
+def static_shape(v) -> list[int] | None:
+    try:
+        t = ir.RankedTensorType(v.type)
+    except ValueError:
+        return None
+    return list(t.shape) if t.has_static_shape else None
+
+
+def affine_maps(operation) -> list[ir.AffineMap]:
+    if "indexing_maps" not in operation.attributes:
+        return []
+    arr = ir.ArrayAttr(operation.attributes["indexing_maps"])
+    return [ir.AffineMapAttr(arr[i]).value for i in range(len(arr))]
+
+
+def set_affine_maps(operation, maps: list[ir.AffineMap]) -> None:
+    operation.attributes["indexing_maps"] = ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps])
+
+
+def iterator_types(operation) -> list[str]:
+    arr = ir.ArrayAttr(operation.attributes["iterator_types"])
+    out = []
+    for i in range(len(arr)):
+        s = str(arr[i])  # '#linalg.iterator_type<parallel>'
+        out.append("reduction" if "reduction" in s else "parallel")
+    return out
+
+
+def map_dims(m: ir.AffineMap) -> list[int] | None:
+    """Result i of the map is loop dim out[i]; None if a result is not a plain dim."""
+    out = []
+    for e in m.results:
+        e = e.maybe_downcast()
+        if not isinstance(e, ir.AffineDimExpr):
+            return None
+        out.append(e.position)
+    return out
+
+
+def permutation_map_of(perm: list[int], base: ir.AffineMap) -> ir.AffineMap:
+    """Operand map for x when the op read t = transpose(x, perm) through `base`.
+
+    t[i] = x[j] with j[perm[k]] = i[k]; the op reads t at base(l), so it reads
+    x at index r with r[perm[k]] = base(l)[k].
+    """
+    res = list(base.results)
+    new = [None] * len(perm)
+    for k, p in enumerate(perm):
+        new[p] = res[k]
+    return ir.AffineMap.get(base.n_dims, base.n_symbols, new)
+
+
+def generic_body_ops(operation) -> list:
+    return list(operation.regions[0].blocks[0].operations)
+
+
+def is_copy_body(operation) -> bool:
+    """Body is a single linalg.yield of an input block argument."""
+    ops = generic_body_ops(operation)
+    if len(ops) != 1 or ops[0].operation.name != "linalg.yield":
+        return False
+    n_in = len(inputs_of(operation))
+    args = list(operation.regions[0].blocks[0].arguments)[:n_in]
+    y = ops[0].operation.operands
+    return len(y) == 1 and any(y[0] == a for a in args)
+
+
+def uses_index_op(operation) -> bool:
+    found = []
+    irutil.walk(operation, lambda o: found.append(o) if o.name in ("linalg.index", "tensor.extract") else None)
+    return bool(found)
+
+
+def inputs_of(operation) -> list:
+    """The `ins` operands of a linalg structured op (DPS: outs come last)."""
+    n_out = len(operation.results)
+    ops = list(operation.operands)
+    return ops[:len(ops) - n_out]
+
+
+def outputs_of(operation) -> list:
+    n_out = len(operation.results)
+    ops = list(operation.operands)
+    return ops[len(ops) - n_out:]
+
+
+def generic_permutation(operation) -> list[int] | None:
+    """The permutation of a transpose written as linalg.generic, or None."""
+    if operation.name != "linalg.generic" or len(operation.results) != 1:
+        return None
+    if len(inputs_of(operation)) != 1 or not is_copy_body(operation):
+        return None
+    if any(t != "parallel" for t in iterator_types(operation)):
+        return None
+    in_map, out_map = affine_maps(operation)
+    if not out_map.is_permutation or not in_map.is_permutation:
+        return None
+    in_dims, out_dims = map_dims(in_map), map_dims(out_map)
+    # loop l is result dim out_dims.index(l); source dim j is loop in_dims[j]
+    rank = len(in_dims)
+    perm = [0] * rank
+    for j, loop in enumerate(in_dims):
+        perm[out_dims.index(loop)] = j
+    return perm
+
+
+def reassociation(src: list[int], dst: list[int]) -> list[list[int]] | None:
+    """Groups of the longer shape's dims whose products give the shorter's dims.
+
+    Returns None when src -> dst is not a pure collapse or expand."""
+    small, big = (src, dst) if len(src) <= len(dst) else (dst, src)
+    if prod(small) != prod(big):
+        return None
+    groups, j = [], 0
+    for i, n in enumerate(small):
+        g, p = [], 1
+        while j < len(big) and (p < n or (not g)):
+            g.append(j)
+            p *= big[j]
+            j += 1
+            if p == n and (j >= len(big) or big[j] != 1 or i == len(small) - 1):
+                break
+        if p != n:
+            return None
+        groups.append(g)
+    # trailing unit dims join the last group
+    while j < len(big):
+        if big[j] != 1 or not groups:
+            return None
+        groups[-1].append(j)
+        j += 1
+    return groups

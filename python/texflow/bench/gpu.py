@@ -1,0 +1,158 @@
+"""The suite's Vulkan part on a real GPU (the device tool's NVIDIA machine).
+
+Two halves, because the compiler wheel is too big to carry and the device has no internet:
+
+  here:    python -m texflow.bench.gpu prepare --models vit,mobilenetv2 [--dir .gpu/bench]
+           compiles each model for `vulkan-nvidia` (plain and texflow), and writes the .vmfb
+           files, reference inputs/outputs and a manifest (with the dispatch counts measured
+           here) into a git-ignored folder that the device call carries.
+  device:  python3 -m texflow.bench.gpu run .gpu/bench --out "$OUT" --reps 50
+           needs only numpy and iree-base-runtime (carried as a wheel); runs every module,
+           compares it with ONNX Runtime's CPU outputs, times plain and texflow interleaved,
+           and writes gpu_results.json and gpu_report.md into --out.
+
+`benchmarks/gpu/run_on_device.sh` wraps both.  A device call carries at most 64 MiB: the
+runtime wheel (~15 MB) plus the modules, whose weights are embedded (fp32), so each call
+takes a few small models; `prepare` prints the size and refuses more than --max-mib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import harness
+
+TARGET = "vulkan-nvidia"
+
+
+def prepare(a) -> int:
+    from . import models
+    names = models.resolve(a.models)
+    d = Path(a.dir)
+    d.mkdir(parents=True, exist_ok=True)
+    manifest = {"target": a.target, "variants": a.variants, "models": [],
+                "prepared": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "versions": models.versions()}
+    for n in names:
+        cm = models.build(n)
+        entry = {"model": n, "summary": cm.meta["summary"], "variants": {}}
+        for v in a.variants:
+            print(f"compiling {n} / {a.target} / {v}", file=sys.stderr, flush=True)
+            r = harness.compile_variant(cm.onnx_path, a.target, harness.VARIANTS[v])
+            (d / f"{n}.{v}.vmfb").write_bytes(r.pop("vmfb"))
+            entry["variants"][v] = {"compile_s": r["compile_s"], "flow": r.get("flow")}
+        np.savez(d / f"{n}.inputs.npz", **{f"in{i}": x for i, x in enumerate(cm.inputs())})
+        np.savez(d / f"{n}.ref.npz", **{f"out{i}": x for i, x in enumerate(cm.reference())})
+        manifest["models"].append(entry)
+    (d / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    mib = sum(f.stat().st_size for f in d.iterdir()) / 2**20
+    print(f"{d}: {mib:.1f} MiB of modules and data", file=sys.stderr)
+    if mib > a.max_mib:
+        print(f"too big for one device call (> {a.max_mib} MiB with the runtime wheel beside it): "
+              f"prepare fewer models per call", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _load_npz(p: Path, prefix: str) -> list[np.ndarray]:
+    with np.load(p) as z:
+        return [z[f"{prefix}{i}"] for i in range(len(z.files))]
+
+
+def run(a) -> int:
+    d = Path(a.dir)
+    manifest = json.loads((d / "manifest.json").read_text())
+    harness.set_threads(0)
+    out = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+           "host": platform.node(), "target": manifest["target"], "reps": a.reps,
+           "prepared_with": manifest.get("versions"), "results": []}
+    try:
+        import iree.runtime as rt
+        out["devices"] = rt.get_driver("vulkan").query_available_devices()
+        out["iree_runtime"] = getattr(rt, "__version__", None) or \
+            __import__("importlib.metadata").metadata.version("iree-base-runtime")
+    except Exception as e:  # noqa: BLE001
+        out["devices"] = f"error: {e}"
+    failed = 0
+    for m in manifest["models"]:
+        n = m["model"]
+        print(f"{n}: running {', '.join(m['variants'])} on vulkan ({a.reps} reps)", file=sys.stderr,
+              flush=True)
+        vmfbs = {v: (d / f"{n}.{v}.vmfb").read_bytes() for v in m["variants"]}
+        t0 = time.perf_counter()
+        try:
+            r = harness.run_modules(vmfbs, "vulkan", _load_npz(d / f"{n}.inputs.npz", "in"),
+                                    _load_npz(d / f"{n}.ref.npz", "out"), a.reps, a.warmup)
+        except Exception as e:  # noqa: BLE001
+            r = {"error": str(e)[:300]}
+        for v, x in r.items():
+            if isinstance(x, dict):
+                x.update({k: m["variants"][v].get(k) for k in ("compile_s", "flow")})
+        failed += any(isinstance(x, dict) and x.get("error") for x in r.values()) or "error" in r
+        out["results"].append({"model": n, "summary": m["summary"], "variants": r,
+                               "seconds": round(time.perf_counter() - t0, 1)})
+    o = Path(a.out)
+    o.mkdir(parents=True, exist_ok=True)
+    (o / "gpu_results.json").write_text(json.dumps(out, indent=1, default=str))
+    md = markdown(out)
+    (o / "gpu_report.md").write_text(md)
+    print(md)
+    return 1 if failed else 0
+
+
+def markdown(out: dict) -> str:
+    dev = out.get("devices")
+    name = dev[0].get("name") if isinstance(dev, list) and dev else dev
+    L = [f"## Vulkan on {name} ({out['target']}) — {out['date']}", "",
+         f"IREE runtime {out.get('iree_runtime')}; modules compiled here with "
+         f"{(out.get('prepared_with') or {}).get('iree-base-compiler')}; {out['reps']} repetitions, "
+         f"plain and texflow interleaved in one process; latency includes reading the result back.",
+         "", "| model | plain dispatches (DM) | plain ms | texflow ms | texflow/plain | max abs diff | "
+         "max rel diff |", "|---|---|---|---|---|---|---|"]
+    for r in out["results"]:
+        v = r["variants"]
+        p, t = v.get("plain", {}), v.get("texflow", {})
+        fl = p.get("flow") or t.get("flow") or {}
+        err = "; ".join(x["error"] for x in v.values() if isinstance(x, dict) and x.get("error"))
+        fmt = lambda x, f="{:.2f}": "–" if x is None else f.format(x)  # noqa: E731
+        L.append(f"| {r['model']} | {fl.get('dispatches', '?')} ({fl.get('data_movement', '?')}) | "
+                 f"{fmt(p.get('median_ms'))} | {fmt(t.get('median_ms'))} | "
+                 f"{fmt(t.get('ratio_vs_plain'), '{:.3f}')} | "
+                 f"{fmt(max([x.get('max_abs', 0) for x in (p, t) if 'max_abs' in x] or [None]) if any('max_abs' in x for x in (p, t)) else None, '{:.1e}')} | "
+                 f"{fmt(max([x.get('max_rel', 0) for x in (p, t) if 'max_rel' in x] or [None]) if any('max_rel' in x for x in (p, t)) else None, '{:.1e}')} |"
+                 + (f" error: {err}" if err else ""))
+    return "\n".join(L) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m texflow.bench.gpu", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pp = sub.add_parser("prepare", help="compile modules here for the device")
+    pp.add_argument("--models", default="vit,mobilenetv2")
+    pp.add_argument("--target", default=TARGET)
+    pp.add_argument("--variants", default="plain,texflow")
+    pp.add_argument("--dir", default=".gpu/bench")
+    pp.add_argument("--max-mib", type=float, default=46.0)
+    pr = sub.add_parser("run", help="run prepared modules on the device's Vulkan driver")
+    pr.add_argument("dir")
+    pr.add_argument("--out", default=".")
+    pr.add_argument("--reps", type=int, default=50)
+    pr.add_argument("--warmup", type=int, default=3)
+    a = p.parse_args(argv)
+    if a.cmd == "prepare":
+        a.variants = [v for v in a.variants.split(",") if v]
+        return prepare(a)
+    return run(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

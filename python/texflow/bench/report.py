@@ -1,0 +1,224 @@
+"""Markdown, JSON and PNG reports of a benchmark run."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        rev = ""
+    return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": mem, "os": platform.platform(),
+            "python": platform.python_version(), "texflow_git": rev}
+
+
+def _f(x, fmt="{:.1f}", none="–"):
+    if x is None:
+        return none
+    try:
+        return fmt.format(x)
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def _v(entry: dict, variant: str) -> dict:
+    return entry.get("variants", {}).get(variant, {})
+
+
+def markdown(run: dict) -> str:
+    L = []
+    cfg = run["config"]
+    m = run["machine"]
+    L.append(f"# texflow benchmark — {run['date']}")
+    L.append("")
+    L.append(f"- Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, {m['os']}, "
+             f"Python {m['python']}; texflow git {m.get('texflow_git') or '?'}")
+    L.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()))
+    L.append(f"- Command: `{cfg['command']}`")
+    L.append(f"- Repetitions: {cfg['reps']} (+{cfg['warmup']} warm-up) per variant, interleaved "
+             f"A/B in one process; {cfg['threads'] or 'all'} threads for IREE (local-task) and "
+             f"ONNX Runtime (timed in its own process)")
+    L.append("- Latency: median ms; ratio = median over repetitions of (variant time / plain time "
+             "in the same repetition): < 1 means faster than plain IREE.")
+    L.append("- Dispatches: `flow.dispatch` ops per inference at IREE's flow phase; DM = pure "
+             "data-movement dispatches (copies, transposes, slices, pads, broadcasts, gathers: "
+             "see `python/texflow/bench/classify.py`).")
+    L.append("- Accuracy: max abs / max rel (to the largest reference magnitude) difference of "
+             "any variant's output against ONNX Runtime's CPU output on the cached inputs.")
+    L.append("- Peak memory: not tabulated. Through the Python runtime, local-task's "
+             "`allocator.statistics` counts only the buffers the host imports (inputs, "
+             "outputs), not IREE's transient pool; use `iree-run-module --print_statistics` "
+             "for real peaks (the raw value is kept in results.json).")
+    L.append("")
+    variants = cfg["variants"]
+    for target in cfg["targets"]:
+        rows = [e for e in run["results"] if e["target"] == target]
+        if not rows:
+            continue
+        L.append(f"## {target}")
+        L.append("")
+        hdr = ["model", "params M"]
+        for v in variants:
+            hdr += [f"{v} dispatches (DM)", f"{v} compile s", f"{v} ms"]
+        hdr += [f"{v}/plain" for v in variants if v != "plain"]
+        hdr += ["ORT ms", "plain/ORT", "max abs diff", "max rel diff"]
+        L.append("| " + " | ".join(hdr) + " |")
+        L.append("|" + "---|" * len(hdr))
+        for e in rows:
+            r = [e["model"], _f(e.get("parameters", 0) / 1e6 if e.get("parameters") else None)]
+            for v in variants:
+                d = _v(e, v)
+                fl = d.get("flow") or {}
+                if d.get("error") and "median_ms" not in d:
+                    r += [f"error: {d['error'][:80]}", _f(d.get("compile_s")), "–"]
+                    continue
+                r += [f"{fl.get('dispatches', '?')} ({fl.get('data_movement', '?')})",
+                      _f(d.get("compile_s")), _f(d.get("median_ms"), "{:.2f}")]
+            for v in variants:
+                if v != "plain":
+                    r.append(_f(_v(e, v).get("ratio_vs_plain"), "{:.3f}"))
+            ort = e.get("ort") or {}
+            r.append(_f(ort.get("median_ms"), "{:.2f}") if "median_ms" in ort
+                     else ("error" if ort.get("error") else "–"))
+            pm, om = _v(e, "plain").get("median_ms"), ort.get("median_ms")
+            r.append(_f(pm / om if pm and om else None, "{:.2f}x"))
+            diffs = [_v(e, v).get("max_abs") for v in variants if _v(e, v).get("max_abs") is not None]
+            rels = [_v(e, v).get("max_rel") for v in variants if _v(e, v).get("max_rel") is not None]
+            r.append(_f(max(diffs) if diffs else None, "{:.1e}"))
+            r.append(_f(max(rels) if rels else None, "{:.1e}"))
+            L.append("| " + " | ".join(str(x) for x in r) + " |")
+        L.append("")
+        cli = [e for e in rows if e.get("cli_check")]
+        if cli:
+            L.append("Command-line check (`iree-import-onnx` + `iree-compile --compile-to=flow`, "
+                     "same target flags) against the in-process plain path:")
+            L.append("")
+            for e in cli:
+                c = e["cli_check"]
+                L.append(f"- {e['model']}: iree-compile {c.get('dispatches')} dispatches "
+                         f"({c.get('data_movement')} DM), in-process plain "
+                         f"{_v(e, 'plain').get('flow', {}).get('dispatches')} "
+                         f"({_v(e, 'plain').get('flow', {}).get('data_movement')} DM): "
+                         f"{'equal' if c.get('equal') else 'DIFFERENT'}"
+                         + (f" — {c['error']}" if c.get("error") else ""))
+            L.append("")
+        L.append(f"### Data-movement dispatches of plain IREE ({target})")
+        L.append("")
+        L.append("| model | DM / total | by kind | what they feed (kind -> consumer op) |")
+        L.append("|---|---|---|---|")
+        for e in rows:
+            fl = _v(e, "plain").get("flow")
+            if not fl:
+                continue
+            kinds = ", ".join(f"{k} {n}" for k, n in fl["by_kind"].items()) or "none"
+            feed = "; ".join(f"{k} ×{n}" for k, n in fl["feeding"].items()) or "–"
+            L.append(f"| {e['model']} | {fl['data_movement']} / {fl['dispatches']} | {kinds} | "
+                     f"{feed} |")
+        L.append("")
+    errs = [(e["model"], e["target"], k, d.get("error")) for e in run["results"]
+            for k, d in [("build", e)] + list(e.get("variants", {}).items()) if d.get("error")]
+    if errs:
+        L.append("## Failures")
+        L.append("")
+        for model, target, what, err in errs:
+            L.append(f"- {model} / {target} / {what}: {err}")
+        L.append("")
+    L.append("## Models")
+    L.append("")
+    for e in run["results"]:
+        if e["target"] == cfg["targets"][0] and e.get("summary"):
+            L.append(f"- **{e['model']}**: {e['summary']}")
+    L.append("")
+    return "\n".join(L)
+
+
+def chart(run: dict, path: Path) -> bool:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    target = run["config"]["targets"][0]
+    rows = [e for e in run["results"] if e["target"] == target and "plain" in e.get("variants", {})]
+    if not rows:
+        return False
+    names = [e["model"] for e in rows]
+    variants = [v for v in run["config"]["variants"]]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    w = 0.8 / (len(variants) + 1)
+    xs = range(len(rows))
+    for i, v in enumerate(variants):
+        ys = []
+        for e in rows:
+            pm, vm = _v(e, "plain").get("median_ms"), _v(e, v).get("median_ms")
+            ys.append(pm / vm if pm and vm else 0)
+        a1.bar([x + i * w for x in xs], ys, w, label=f"{v}")
+    ys = []
+    for e in rows:
+        pm, om = _v(e, "plain").get("median_ms"), (e.get("ort") or {}).get("median_ms")
+        ys.append(pm / om if pm and om else 0)
+    a1.bar([x + len(variants) * w for x in xs], ys, w, label="ONNX Runtime")
+    a1.axhline(1.0, color="k", lw=0.8)
+    a1.set_xticks([x + w * len(variants) / 2 for x in xs], names, rotation=30)
+    a1.set_ylabel("speed-up over plain IREE (x)")
+    a1.set_title(f"latency speed-up, {target}")
+    a1.legend(fontsize=8)
+    w = 0.8 / len(variants)
+    for i, v in enumerate(variants):
+        tot = [(_v(e, v).get("flow") or {}).get("dispatches", 0) for e in rows]
+        dm = [(_v(e, v).get("flow") or {}).get("data_movement", 0) for e in rows]
+        comp = [t - d for t, d in zip(tot, dm)]
+        pos = [x + i * w for x in xs]
+        a2.bar(pos, comp, w, label=f"{v}: compute", color=f"C{i}")
+        a2.bar(pos, dm, w, bottom=comp, label=f"{v}: data movement", color=f"C{i}", alpha=0.45,
+               hatch="//")
+    a2.set_xticks([x + w * (len(variants) - 1) / 2 for x in xs], names, rotation=30)
+    a2.set_ylabel("dispatches per inference")
+    a2.set_yscale("log")
+    a2.set_title("dispatches (hatched: pure data movement)")
+    a2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write(run: dict, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "results.json", "md": out_dir / "report.md",
+             "png": out_dir / "chart.png"}
+    paths["json"].write_text(json.dumps(run, indent=1, default=str))
+    paths["md"].write_text(markdown(run))
+    if not chart(run, paths["png"]):
+        paths.pop("png")
+    return paths
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m texflow.bench.report RESULTS.json OUT_DIR  (re-render a run)")
+    print(write(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])))
