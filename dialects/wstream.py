@@ -1,10 +1,10 @@
 """The `wstream` dialect: a weight-streaming plan attached to a program.
 
     wstream.plan    {budget, chunk_bytes, status, stall_s, ...}   summary (first op)
-    wstream.stage   {id, kind, compute_s, capacity, act_bytes}    a stage starts here
+    wstream.stage   {id, kind, compute_s, capacity_bytes, act_bytes}    a stage starts here
     %t = wstream.load {group, bytes, chunks, preload, schedule} -> !wstream.token
-    %w:n = wstream.wait %t, %cst0, ... {group, stage}          weights ready; results
-                                                               replace the constants
+    %w = wstream.wait %t, %cst {group, stage}                  weight ready; the result
+                                                               replaces the constant
     wstream.release %t {group, stage}                          after the last use
 
 A load's `schedule` is a flat array of (stage, stall chunks, overlap chunks)
@@ -102,7 +102,7 @@ class StageOp(TexflowOp):
         _int(self, "id", errs, 0)
         _str(self, "kind", errs, KINDS)
         _float(self, "compute_s", errs)
-        _int(self, "capacity", errs, 0)
+        _int(self, "capacity_bytes", errs, 0)
         _int(self, "act_bytes", errs, 0)
         if len(self.operation.operands) or len(self.operation.results):
             errs.append("takes no operands and has no results")
@@ -165,8 +165,8 @@ class WaitOp(TexflowOp):
         if not ops or not _is_token(ops[0].type) or _load_of(ops[0]) is None:
             errs.append("first operand must be the token of a wstream.load")
             return errs
-        if len(res) != len(ops) - 1 or any(a.type != b.type for a, b in zip(ops[1:], res)):
-            errs.append("results must have the types of the weight operands")
+        if len(ops) != 2 or len(res) != 1 or ops[1].type != res[0].type:
+            errs.append("takes a token and one weight and returns a value of the weight's type")
         return errs
 
 

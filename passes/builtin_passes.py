@@ -6,3 +6,4 @@ from . import layout_verify  # noqa: F401
 from . import layout_raise  # noqa: F401
 from . import layout_lower  # noqa: F401
 from . import layout_classify  # noqa: F401
+from . import layout_eliminate  # noqa: F401

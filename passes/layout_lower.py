@@ -15,7 +15,7 @@ from iree.compiler import ir
 from iree.compiler.dialects import linalg, tensor
 
 from texflow import irutil
-from texflow.dialects.layout import TransformOp
+from texflow.dialects.layout import PHYSICAL_ATTR, QUADRANT_ATTR, TransformOp
 from .layout_common import reassociation
 from .registry import Pass, register_pass
 
@@ -67,6 +67,11 @@ class LowerLayout(Pass):
     summary = "Turn layout.transform ops back into linalg.transpose / tensor reshapes"
 
     def apply(self, module) -> None:
+        # Quadrant/physical annotations are texflow-internal: IREE never sees them.
+        for o in irutil.collect(module):
+            for name in (QUADRANT_ATTR, PHYSICAL_ATTR):
+                if name in o.attributes:
+                    del o.attributes[name]
         for o in irutil.collect(module, {TransformOp.OPERATION_NAME}):
             t = o if isinstance(o, TransformOp) else TransformOp(o)
             with ir.InsertionPoint(o), o.location:

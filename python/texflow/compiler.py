@@ -46,7 +46,8 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
 
 
 TEXFLOW_PHASE_NAMES = ("texflow-layout", "texflow-finalize")
-DEFAULT_LAYOUT_PIPELINE = "texflow-compose-transposes"
+DEFAULT_LAYOUT_PIPELINE = ("texflow-verify-layout,texflow-raise-layout,texflow-eliminate-layout,"
+                           "texflow-lower-layout,texflow-verify-layout,canonicalize,cse")
 
 
 @dataclasses.dataclass

@@ -57,7 +57,7 @@ def test_compile_to_phases_print_mlir(model_file):
     assert "linalg" in out and "torch." not in out
     rc, out, err = run("compile", d / "m.onnx", "--compile-to=texflow-layout", "--print-ir-after-all")
     assert rc == 0, err
-    assert "// -----// IR Dump After texflow-compose-transposes //----- //" in err
+    assert "// -----// IR Dump After texflow-eliminate-layout //----- //" in err
     rc, out, err = run("compile", d / "m.onnx", "--compile-to=flow")
     assert rc == 0, err
     assert "flow.dispatch" in out

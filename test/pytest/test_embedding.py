@@ -23,11 +23,12 @@ def test_texflow_passes_between_iree_passes(tmp_path):
 
     # A caller's pipeline: an IREE pass, texflow passes, more IREE/MLIR passes.
     pm = passmanager.PassManager("builtin.module", context=c.session.context)
-    pm.add("util.func(iree-global-opt-propagate-linalg-transpose)")
-    added = tp.add_passes(pm, "texflow-compose-transposes,texflow-verify-lowered")
-    pm.add("util.func(canonicalize,cse)")
-    assert [p.name for p in added] == ["texflow-compose-transposes", "texflow-verify-lowered"]
+    pm.add("util.func(canonicalize)")
+    added = tp.add_passes(pm, "texflow-raise-layout,texflow-eliminate-layout,texflow-lower-layout,texflow-verify-lowered")
+    pm.add("util.func(iree-global-opt-propagate-linalg-transpose,canonicalize,cse)")
+    assert [p.name for p in added] == ["texflow-raise-layout", "texflow-eliminate-layout", "texflow-lower-layout", "texflow-verify-lowered"]
     pm.run(module)
+    assert added[1].statistics  # texflow rewrote the chain inside the caller's pipeline
 
     # ...and IREE carries on from its input phase to a runnable module.
     c2 = Compiler(CompileOptions(target="llvm-cpu", layout=False, compile_from="input"),

@@ -27,6 +27,8 @@ def build_parser():
     p.add_argument("--list-passes", action="store_true", help="list texflow passes and exit")
     p.add_argument("--print-ir-after-all", action="store_true")
     p.add_argument("--texflow-statistics", action="store_true")
+    p.add_argument("--mlir-elide-elementsattrs-if-larger", dest="elide_elements_larger_than",
+                   type=int, default=None, help="print large constants as elided resources")
     p.add_argument("--split-input-file", action="store_true",
                    help="treat '// -----' separated chunks as separate modules")
     p.add_argument("--verify-diagnostics", action="store_true",
@@ -74,7 +76,7 @@ def run_one(session: CompilerSession, text: str, name: str, inner: str, args) ->
         for p in sink:
             for k, v in p.statistics.items():
                 print(f"texflow-statistics: {p.name}: {v} {k}", file=sys.stderr)
-    return module.operation.get_asm(large_elements_limit=64)
+    return module.operation.get_asm(large_elements_limit=args.elide_elements_larger_than)
 
 
 def main_impl(argv) -> int:

@@ -1,0 +1,392 @@
+"""texflow-eliminate-layout: remove layout transformations by SmartMem's pair rules.
+
+Works on `layout.transform` ops (run texflow-raise-layout first) and applies
+these patterns to a fixed point, counting what each removed:
+
+* compose (Fixed->Fixed, "eliminate both"): a chain of transforms is composed
+  by index comprehension (texflow.index_expr).  If the composed map is the
+  identity the chain disappears; if it is a single permutation or a single
+  reshape, one transform replaces the chain.  Chains whose map is neither
+  are kept (their intermediate layout is real).
+* fold-into-contraction (Fixed->Var, "eliminate 1st"): a permutation read by
+  a contraction (linalg.matmul / batch_matmul through their `indexing_maps`,
+  or a linalg.generic with a reduction) is folded into that operand's
+  indexing map, so the kernel reads the untransposed tensor directly.
+* push-through-elementwise (ILI&Var ops are layout independent): a
+  permutation feeding an elementwise linalg.generic is moved below it -- the
+  generic is rebuilt to compute in the source layout -- when the chain of
+  elementwise ops it starts ends in a transform it composes with, so the two
+  meet and cancel.  Other operands are re-indexed; constants among them are
+  re-laid out at compile time (never at run time).
+* fold-constant (weights offline): a transform of a constant becomes a
+  constant in the new layout.
+
+Values with several consumers: a transform is removed only when all its
+users absorbed it; otherwise it stays for the others (no computation is ever
+duplicated: the patterns only rewrite index maps and move transforms, and an
+elementwise op is rebuilt in place, not copied, and only when it has a
+single use).  Ops the patterns do not understand (dynamic shapes, generics
+using linalg.index, non-float bodies) are left unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from iree.compiler import ir
+from iree.compiler.dialects import arith, tensor
+
+from texflow import index_expr as ie
+from texflow import irutil
+from texflow.dialects.layout import TransformOp
+from .layout_classify import classify
+from .layout_common import (CONTRACTIONS, affine_maps, inputs_of, iterator_types, map_dims,
+                            outputs_of, permutation_map_of, set_affine_maps, static_shape,
+                            uses_index_op)
+from .registry import Pass, register_pass
+
+T_NAME = TransformOp.OPERATION_NAME
+
+DEFAULT_MATMUL_MAPS = {
+    "linalg.matmul": "affine_map<(m, n, k) -> (m, k)>|affine_map<(m, n, k) -> (k, n)>|affine_map<(m, n, k) -> (m, n)>",
+    "linalg.batch_matmul": ("affine_map<(b, m, n, k) -> (b, m, k)>|affine_map<(b, m, n, k) -> (b, k, n)>"
+                            "|affine_map<(b, m, n, k) -> (b, m, n)>"),
+}
+
+
+def as_transform(o) -> TransformOp | None:
+    if o is None or o.name != T_NAME:
+        return None
+    return o if isinstance(o, TransformOp) else TransformOp(o)
+
+
+def producer_transform(v) -> TransformOp | None:
+    return as_transform(irutil.producer(v))
+
+
+def inverse(perm: list[int]) -> list[int]:
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[p] = i
+    return inv
+
+
+@register_pass
+class EliminateLayout(Pass):
+    name = "texflow-eliminate-layout"
+    summary = "Compose, cancel and fold layout.transform ops (SmartMem pair rules)"
+
+    @dataclasses.dataclass
+    class Options:
+        fold_into_contractions: bool = dataclasses.field(
+            default=True, metadata={"help": "fold permutations into matmul/reduction operand maps"})
+        push_through_elementwise: bool = dataclasses.field(
+            default=True, metadata={"help": "move permutations below elementwise ops to meet their inverse"})
+        max_constant_elements: int = dataclasses.field(
+            default=1 << 24, metadata={"help": "largest constant re-laid out at compile time"})
+
+    def apply(self, module) -> None:
+        for _ in range(1000):
+            if not self.step(module):
+                break
+        # dead transforms (all users absorbed them)
+        for o in irutil.collect(module, {T_NAME}):
+            if not list(o.results[0].uses):
+                o.erase()
+
+    def step(self, module) -> bool:
+        for o in irutil.collect(module, {T_NAME}):
+            t = as_transform(o)
+            if not list(t.result.uses):
+                continue
+            if self.compose_chain(t) or self.fold_constant(t):
+                return True
+            if t.kind != "permute":
+                continue
+            if self.options.fold_into_contractions and self.fold_into_contractions(t):
+                return True
+            if self.options.push_through_elementwise and self.push_through_elementwise(t):
+                return True
+        return False
+
+    # -- compose: Fixed -> Fixed ------------------------------------------------
+    def compose_chain(self, t: TransformOp) -> bool:
+        chain = [t]
+        while True:
+            prev = producer_transform(chain[0].source)
+            if prev is None:
+                break
+            chain.insert(0, prev)
+        if len(chain) < 2:
+            if t.kind == "permute" and t.permutation == list(range(len(t.permutation))):
+                self._replace(t, t.source, "identity transforms removed")
+                return True
+            if t.source_shape == t.result_shape and t.kind == "reshape":
+                self._replace(t, t.source, "identity transforms removed")
+                return True
+            return False
+        # Try the longest suffix of the chain first: the most transforms removed.
+        for start in range(len(chain) - 1):
+            base = chain[start].source
+            src_shape = static_shape(base)
+            m = ie.identity_map(len(src_shape))
+            for c in chain[start:]:
+                m = ie.compose(m, c.index_map(), c.result_shape)
+            n = len(chain) - start
+            res_shape = t.result_shape
+            perm = ie.as_permutation(m, src_shape, res_shape) if len(src_shape) == len(res_shape) else None
+            with ir.InsertionPoint(t.operation), t.operation.location:
+                if perm is not None and perm == list(range(len(perm))) and src_shape == res_shape:
+                    self._replace(t, base, "transforms cancelled (compose: identity)", n)
+                    return True
+                if perm is not None:
+                    if n == 1:
+                        continue
+                    new = TransformOp.permute(base, perm)
+                    self._replace(t, new.result, "transforms composed into one permutation", n - 1)
+                    return True
+                if m == ie.reshape_map(src_shape, res_shape) and n > 1:
+                    new = TransformOp.reshape(base, res_shape)
+                    self._replace(t, new.result, "transforms composed into one reshape", n - 1)
+                    return True
+        return False
+
+    def _replace(self, t: TransformOp, value, stat: str, n: int = 1) -> None:
+        t.result.replace_all_uses_with(value)
+        t.operation.erase()
+        self.bump(stat, n)
+
+    # -- weights offline --------------------------------------------------------
+    def fold_constant(self, t: TransformOp) -> bool:
+        cst = irutil.producer(t.source)
+        if cst is None or cst.name != "arith.constant":
+            return False
+        data = constant_array(cst, self.options.max_constant_elements)
+        if data is None:
+            return False
+        if t.kind == "permute":
+            new = np.ascontiguousarray(np.transpose(data, t.permutation))
+        else:
+            new = data.reshape(t.result_shape)
+        with ir.InsertionPoint(t.operation), t.operation.location:
+            v = make_constant(new, t.result.type)
+        self._replace(t, v, "transforms folded into constants")
+        return True
+
+    # -- Fixed -> ILD&Var: fold into contractions ------------------------------
+    def fold_into_contractions(self, t: TransformOp) -> bool:
+        changed = False
+        for use in list(t.result.uses):
+            user = use.owner
+            if not isinstance(user, (ir.Operation, ir.OpView)):
+                continue
+            user = user.operation
+            if user.name in CONTRACTIONS or (user.name == "linalg.generic"
+                                             and "reduction" in iterator_types(user)
+                                             and not uses_index_op(user)):
+                if self._fold_operand(t, user):
+                    changed = True
+        return changed
+
+    def _fold_operand(self, t: TransformOp, user) -> bool:
+        ins = inputs_of(user)
+        positions = [i for i, v in enumerate(ins) if v == t.result]
+        if not positions:
+            return False
+        old_maps = affine_maps(user)
+        if not old_maps:
+            if user.name not in DEFAULT_MATMUL_MAPS:
+                return False
+            old_maps = [ir.AffineMap(ir.AffineMapAttr(ir.Attribute.parse(s)).value)
+                        for s in DEFAULT_MATMUL_MAPS[user.name].split("|")]
+        maps = list(old_maps)
+        for i in positions:
+            maps[i] = permutation_map_of(t.permutation, maps[i])
+        had = "indexing_maps" in user.attributes
+        saved = user.attributes["indexing_maps"] if had else None
+        set_affine_maps(user, maps)
+        user.replace_uses_of_with(t.result, t.source)
+        if not _verifies(user):  # e.g. a map this named op cannot express
+            user.replace_uses_of_with(t.source, t.result)
+            if had:
+                user.attributes["indexing_maps"] = saved
+            else:
+                del user.attributes["indexing_maps"]
+            return False
+        self.bump(f"permutations folded into {user.name} operand maps")
+        return True
+
+    # -- ILI&Var: push through elementwise ops to meet the inverse -------------
+    def push_through_elementwise(self, t: TransformOp) -> bool:
+        uses = list(t.result.uses)
+        if len(uses) != 1:
+            return False
+        e = uses[0].owner.operation
+        if not is_elementwise(e) or not self._meets_transform(t, e):
+            return False
+        return self._rebuild_in_source_layout(t, e)
+
+    def _meets_transform(self, t: TransformOp, e) -> bool:
+        """Does the single-use elementwise chain from `e` end in a transform
+        that, composed with `t`, gives one permutation or less?"""
+        v = e.results[0]
+        for _ in range(64):
+            uses = list(v.uses)
+            if len(uses) != 1:
+                return False
+            nxt = uses[0].owner.operation
+            t2 = as_transform(nxt)
+            if t2 is not None:
+                src = t.source_shape
+                m = ie.compose(t.index_map(), t2.index_map(), t2.result_shape)
+                return len(src) == len(t2.result_shape) and \
+                    ie.as_permutation(m, src, t2.result_shape) is not None
+            if not is_elementwise(nxt) or not any(v == x for x in inputs_of(nxt)):
+                return False
+            v = nxt.results[0]
+        return False
+
+    def _rebuild_in_source_layout(self, t: TransformOp, e) -> bool:
+        perm = t.permutation
+        rank = len(perm)
+        maps = affine_maps(e)
+        ins = inputs_of(e)
+        outs = outputs_of(e)
+        out_map = maps[-1]
+        if len(outs) != 1 or map_dims(out_map) != list(range(rank)) or out_map.n_dims != rank:
+            return False
+        if any(v == outs[0] for v in ins) or _reads_output(e):
+            return False
+        # Old loop k becomes new loop perm[k] (the source layout's order).
+        new_maps, new_ins = [], []
+        for v, m in zip(ins, maps[:-1]):
+            dims = map_dims(m)
+            if dims is None:
+                return False
+            if v == t.result:
+                new_ins.append(t.source)
+                new_maps.append(ir.AffineMap.get_identity(rank))
+                continue
+            nd = [perm[d] for d in dims]
+            new_v, nd = self._relayout_constant(v, nd)
+            new_ins.append(new_v)
+            new_maps.append(ir.AffineMap.get(rank, 0, [ir.AffineDimExpr.get(d) for d in nd]))
+        new_maps.append(ir.AffineMap.get_identity(rank))
+        src_type = ir.RankedTensorType(t.source.type)
+        out_et = ir.RankedTensorType(e.results[0].type).element_type
+        with ir.InsertionPoint(e), e.location:
+            init = tensor.empty(list(src_type.shape), out_et)
+            new_e = rebuild_generic(e, new_ins, [init], new_maps, iterator_types(e),
+                                    [ir.RankedTensorType.get(list(src_type.shape), out_et)])
+        with ir.InsertionPoint(e), e.location:
+            new_e.move_before(e)
+            t2 = TransformOp.permute(new_e.results[0], perm)
+        e.results[0].replace_all_uses_with(t2.result)
+        e.erase()
+        if not list(t.result.uses):
+            t.operation.erase()
+        self.bump("permutations pushed through elementwise ops")
+        return True
+
+    def _relayout_constant(self, v, dims: list[int]):
+        """An operand read with dims out of order: re-lay-out a constant so it
+        is read in order (weights offline); other values keep a strided read."""
+        if dims == sorted(dims):
+            return v, dims
+        cst = irutil.producer(v)
+        if cst is None or cst.name != "arith.constant":
+            return v, dims
+        data = constant_array(cst, self.options.max_constant_elements)
+        if data is None:
+            return v, dims
+        order = sorted(range(len(dims)), key=lambda i: dims[i])
+        new = np.ascontiguousarray(np.transpose(data, order))
+        et = ir.RankedTensorType(v.type).element_type
+        with ir.InsertionPoint(cst), cst.location:
+            nv = make_constant(new, ir.RankedTensorType.get(list(new.shape), et))
+        self.bump("constants re-laid out at compile time")
+        return nv, sorted(dims)
+
+
+# -- helpers -------------------------------------------------------------------
+def is_elementwise(o) -> bool:
+    return (o.name == "linalg.generic" and len(o.results) == 1
+            and all(it == "parallel" for it in iterator_types(o))
+            and not uses_index_op(o) and static_shape(o.results[0]) is not None)
+
+
+def _reads_output(o) -> bool:
+    """Does the body use the output block argument (an accumulator)?"""
+    blk = o.regions[0].blocks[0]
+    n_in = len(inputs_of(o))
+    return any(list(a.uses) for a in list(blk.arguments)[n_in:])
+
+
+def _verifies(o) -> bool:
+    try:
+        return o.verify()
+    except ir.MLIRError:
+        return False
+
+
+def constant_array(cst, limit: int):
+    attr = cst.attributes["value"]
+    try:
+        dense = ir.DenseElementsAttr(attr)
+    except ValueError:
+        return None  # dense_resource or other: leave alone
+    t = ir.RankedTensorType(dense.type)
+    n = int(np.prod(t.shape)) if t.shape else 1
+    if n > limit:
+        return None
+    try:
+        if dense.is_splat:
+            return np.full(t.shape, np.array(dense.get_splat_value().value))
+        if ir.FloatType.isinstance(t.element_type) if hasattr(ir.FloatType, "isinstance") else \
+                isinstance(t.element_type, (ir.F32Type, ir.F16Type, ir.F64Type)):
+            return np.array(ir.DenseFPElementsAttr(attr)).reshape(t.shape)
+        return np.array(ir.DenseIntElementsAttr(attr)).reshape(t.shape)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def make_constant(data: np.ndarray, rtype) -> ir.Value:
+    rtype = ir.RankedTensorType(rtype)
+    flat = data.reshape(-1)
+    if flat.size and np.all(flat == flat[0]):
+        attr = ir.DenseElementsAttr.get_splat(rtype, _scalar_attr(flat[0], rtype.element_type))
+    else:
+        attr = ir.DenseElementsAttr.get(np.ascontiguousarray(data), type=rtype)
+    return arith.ConstantOp(rtype, attr).result
+
+
+def _scalar_attr(x, et):
+    if isinstance(et, (ir.F32Type, ir.F16Type, ir.F64Type, ir.BF16Type)) or "f" in str(et):
+        return ir.FloatAttr.get(et, float(x))
+    return ir.IntegerAttr.get(et, int(x))
+
+
+def rebuild_generic(old, inputs, inits, maps, iterators, result_types):
+    """A new linalg.generic with `old`'s body (moved, not copied)."""
+    it_attr = ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{i}>") for i in iterators])
+    attrs = {
+        "indexing_maps": ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps]),
+        "iterator_types": it_attr,
+        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([len(inputs), len(inits)]),
+    }
+    for na in old.attributes:
+        name = na if isinstance(na, str) else na.name
+        if name not in attrs and name.startswith("layout."):
+            attrs[name] = old.attributes[name]
+    new = ir.Operation.create("linalg.generic", results=result_types, operands=list(inputs) + list(inits),
+                              attributes=attrs, regions=1, loc=old.location)
+    old_blk = old.regions[0].blocks[0]
+    blk = new.regions[0].blocks.append(*[a.type for a in old_blk.arguments])
+    for a_old, a_new in zip(old_blk.arguments, blk.arguments):
+        a_old.replace_all_uses_with(a_new)
+    ip = ir.InsertionPoint(blk)
+    for o in list(old_blk.operations):
+        o.detach_from_parent()
+        ip.insert(o)
+    return new
