@@ -96,6 +96,8 @@ class EliminateLayout(Pass):
                 o.erase()
 
     def step(self, module) -> bool:
+        if self.options.fold_into_contractions and self.expand_fold_chains(module):
+            return True
         for o in irutil.collect(module, {T_NAME}):
             t = as_transform(o)
             if not list(t.result.uses):
@@ -216,6 +218,26 @@ class EliminateLayout(Pass):
             return False
         self.bump(f"permutations folded into {user.name} operand maps")
         return True
+
+    def expand_fold_chains(self, module) -> bool:
+        """Chains with a permutation feeding a contraction that no single map
+        can absorb: split the contraction's loops (layout_expand_fold)."""
+        from .layout_expand_fold import chain_to, try_expand_fold
+        for user in irutil.collect(module, {"linalg.generic", *CONTRACTIONS}):
+            if user.name == "linalg.generic" and ("reduction" not in iterator_types(user)
+                                                 or uses_index_op(user)):
+                continue
+            for i, v in enumerate(inputs_of(user)):
+                chain = chain_to(v)
+                if len(chain) < 2:
+                    continue  # a lone permutation folds without splitting loops
+                try:
+                    if try_expand_fold(user, i, min_chain=2):
+                        self.bump("transforms folded into contractions (loops split)", len(chain))
+                        return True
+                except ValueError:
+                    continue
+        return False
 
     # -- ILI&Var: push through elementwise ops to meet the inverse -------------
     def push_through_elementwise(self, t: TransformOp) -> bool:

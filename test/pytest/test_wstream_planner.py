@@ -33,6 +33,7 @@ def make_problem(rng: random.Random, L: int, G: int, max_chunks: int, slack: flo
         groups.append(Group(chunks=rng.randint(1, max_chunks), first=first, last=last))
     prob = Problem(stages=stages, groups=groups, budget=1, chunk_bytes=CB, chunk_s=1.0,
                    preload_first=preload_first)
+    minimum = 1
     try:
         check_budget(prob)
     except InfeasibleBudget as e:
@@ -78,13 +79,13 @@ def test_minimum_budget_is_tight():
         assert "\n" not in str(e.value)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10 ** 6), L=st.integers(1, 8), G=st.integers(0, 6),
        slack=st.floats(-0.3, 1.2), pf=st.booleans())
 def test_every_plan_passes_the_verifier(seed, L, G, slack, pf):
     rng = random.Random(seed)
     prob = make_problem(rng, L, G, 4, max(0.0, slack), preload_first=pf)
-    if slack < 0:  # below the minimum: reported, never a plan
+    if slack < 0 and prob.budget > 1:  # below the minimum: reported, never a plan
         prob.budget = max(1, prob.budget - rng.randint(1, CB))
         with pytest.raises(InfeasibleBudget):
             plan(prob, FAST)
@@ -147,7 +148,7 @@ def test_optimal_against_brute_force():
     rng = random.Random(7)
     checked = 0
     for _ in range(12):
-        prob = make_problem(rng, 3, 3, 2, rng.choice((0.0, 0.3, 0.7)))
+        prob = make_problem(rng, 4, 4, 2, rng.choice((0.0, 0.3, 0.7)))
         result = plan(prob, FAST)
         assert result.status == "optimal"
         assert result.stall_chunks == brute_force_stall(prob), prob
@@ -161,7 +162,7 @@ def _streamed_instance():
     stages = [Stage(compute_s=2.0, capacity=2) for _ in range(3)]
     groups = [Group(chunks=1, first=0, last=0), Group(chunks=2, first=1, last=1),
               Group(chunks=2, first=2, last=2)]
-    return Problem(stages=stages, groups=groups, budget=4 * CB, chunk_bytes=CB, chunk_s=1.0)
+    return Problem(stages=stages, groups=groups, budget=5 * CB, chunk_bytes=CB, chunk_s=1.0)
 
 
 def test_verifier_rejects_mutations():
@@ -190,20 +191,22 @@ def test_verifier_rejects_mutations():
 # -- fallback chain and modes -------------------------------------------------------
 
 def test_strict_overlap_relaxes_capacity_then_allows_stalls():
-    stages = [Stage(compute_s=3.0, capacity=1), Stage(compute_s=3.0, capacity=1),
-              Stage(compute_s=1.0, capacity=0)]
-    groups = [Group(chunks=1, first=0, last=0), Group(chunks=3, first=1, last=1),
-              Group(chunks=1, first=2, last=2)]
-    prob = Problem(stages=stages, groups=groups, budget=5 * CB, chunk_bytes=CB, chunk_s=1.0)
+    # g1 cannot stay preloaded (stage 2's activations need the room), and
+    # stage 0's class capacity (1 chunk) cannot stream its 3 chunks in time.
+    stages = [Stage(compute_s=3.0, capacity=1), Stage(compute_s=1.0, capacity=0),
+              Stage(compute_s=1.0, capacity=0, act_bytes=3 * CB)]
+    groups = [Group(chunks=1, first=0, last=0), Group(chunks=3, first=1, last=1)]
+    prob = Problem(stages=stages, groups=groups, budget=4 * CB, chunk_bytes=CB, chunk_s=1.0)
     relaxed = plan(prob, PlannerOptions(strict_overlap=True, time_limit_s=5))
     assert relaxed.relaxed_capacity and relaxed.stall_chunks == 0
     assert relaxed.fallbacks == ["strict-overlap infeasible"]
     replay(prob, relaxed)
+    with pytest.raises(PlanError, match="capacity"):  # it does exceed the class capacity
+        replay(prob, type(relaxed)(**{**relaxed.__dict__, "capacities": None}))
     prob.stages[0] = Stage(compute_s=1.0, capacity=1)  # now no overlap plan exists at all
-    prob.budget = 4 * CB
     fallback = plan(prob, PlannerOptions(strict_overlap=True, time_limit_s=5))
     assert fallback.fallbacks == ["strict-overlap infeasible", "relaxed-capacity infeasible"]
-    assert fallback.stall_chunks > 0 and not fallback.relaxed_capacity
+    assert fallback.stall_chunks == 2 and not fallback.relaxed_capacity
     replay(prob, fallback)
 
 

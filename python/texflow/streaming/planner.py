@@ -335,7 +335,9 @@ def load_next_stage(prob: Problem) -> Plan:
     check_budget(prob)
     p = list(inst.forced)
     X, ST = inst.asap(p, lookahead=1)
-    return _plan_from(inst, p, X, ST, "load-next-stage")
+    result = _plan_from(inst, p, X, ST, "load-next-stage")
+    result.capacities = inst.caps  # it ignores capacity classes: only the link limits it
+    return result
 
 
 def preload_all(prob: Problem) -> Plan | None:

@@ -1,0 +1,259 @@
+"""Folding a reshape/permute chain into a contraction by splitting loops.
+
+Why: a chain such as Transpose -> Reshape(merge) -> Transpose feeding a
+matmul is not a single permutation, so it cannot fold into an indexing map
+as it stands: the merged dimension m = a*32 + d mixes two source dims.  But
+if the consumer's loop over m is split into two loops (a, d) -- legal for a
+linalg.generic, it only changes the iteration space -- the chain's composed
+index map (from texflow.index_expr) becomes a projected permutation of the
+new loops, and the kernel reads the chain's source directly.  Other
+operands indexed by the split loop get a `tensor.expand_shape` (a free view)
+and the result a `tensor.collapse_shape` back (also free).  This is SmartMem's
+index comprehension applied to an ILD&Var consumer ("eliminate 1st").
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from iree.compiler import ir
+from iree.compiler.dialects import arith, linalg, tensor
+
+from texflow import index_expr as ie
+from texflow import irutil
+from texflow.dialects.layout import TransformOp
+from .layout_common import (affine_maps, inputs_of, iterator_types, map_dims, outputs_of,
+                            static_shape)
+from .layout_lower import _reassoc_attr, _value
+
+
+def chain_to(value) -> list[TransformOp]:
+    """The transforms producing `value`, source first."""
+    chain = []
+    v = value
+    while True:
+        o = irutil.producer(v)
+        if o is None or o.name != TransformOp.OPERATION_NAME:
+            break
+        t = o if isinstance(o, TransformOp) else TransformOp(o)
+        chain.insert(0, t)
+        v = t.source
+    return chain
+
+
+def split_strides(m: list[ie.Lin], i: int, n: int) -> list[int] | None:
+    """Boundaries 1 = s0 | s1 | ... | n at which dim i must be split so that
+    every floordiv/mod of d_i in `m` lands on whole sub-dimensions."""
+    bounds = {1, n}
+    ok = [True]
+
+    def visit_lin(e: ie.Lin):
+        for a, _ in e.terms:
+            visit_atom(a)
+
+    def visit_atom(a):
+        if isinstance(a, ie.Dim):
+            return
+        inner = a.arg
+        if inner.single_dim() == i:
+            bounds.add(a.divisor if isinstance(a, ie.FloorDiv) else a.modulus)
+            return
+        if isinstance(a, ie.Mod) and len(inner.terms) == 1 and inner.const == 0:
+            (b, c), = inner.terms
+            if c == 1 and isinstance(b, ie.FloorDiv) and b.arg.single_dim() == i:
+                bounds.add(b.divisor)
+                bounds.add(b.divisor * a.modulus)
+                return
+        if any(isinstance(x, ie.Dim) and x.index == i for x, _ in inner.terms):
+            ok[0] = False
+        visit_lin(inner)
+
+    for e in m:
+        visit_lin(e)
+    if not ok[0]:
+        return None
+    s = sorted(b for b in bounds if b <= n)
+    if any(s[k + 1] % s[k] for k in range(len(s) - 1)) or s[-1] != n:
+        return None
+    return s
+
+
+def generalize_contraction(op):
+    """linalg.matmul/batch_matmul (float) -> the equivalent linalg.generic."""
+    if op.name == "linalg.generic":
+        return op
+    if op.name not in ("linalg.matmul", "linalg.batch_matmul"):
+        return None
+    from .layout_eliminate import DEFAULT_MATMUL_MAPS
+    maps = affine_maps(op) or [ir.AffineMapAttr(ir.Attribute.parse(s)).value
+                               for s in DEFAULT_MATMUL_MAPS[op.name].split("|")]
+    ins, outs = inputs_of(op), outputs_of(op)
+    ets = [ir.RankedTensorType(v.type).element_type for v in ins + outs]
+    if any(not isinstance(et, (ir.F32Type, ir.F16Type, ir.F64Type, ir.BF16Type)) for et in ets):
+        return None
+    if len(set(str(et) for et in ets)) != 1:
+        return None
+    n = maps[0].n_dims
+    iters = ["parallel"] * (n - 1) + ["reduction"]
+    it_attr = ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{i}>") for i in iters])
+    with ir.InsertionPoint(op), op.location:
+        g = ir.Operation.create(
+            "linalg.generic", results=[r.type for r in op.results], operands=ins + outs,
+            attributes={"indexing_maps": ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps]),
+                        "iterator_types": it_attr,
+                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([len(ins), len(outs)])},
+            regions=1, loc=op.location)
+        blk = g.regions[0].blocks.append(*ets)
+        with ir.InsertionPoint(blk):
+            a, b, c = blk.arguments
+            mul = arith.MulFOp(a, b).result
+            add = arith.AddFOp(c, mul).result
+            linalg.YieldOp([add])
+    op.results[0].replace_all_uses_with(g.results[0])
+    op.erase()
+    return g
+
+
+def try_expand_fold(user, operand_index: int, min_chain: int = 1) -> bool:
+    """Fold the transform chain feeding input `operand_index` of `user`."""
+    from .layout_eliminate import rebuild_generic
+    ins = inputs_of(user)
+    c = ins[operand_index]
+    chain = chain_to(c)
+    if len(chain) < min_chain or not any(t.kind == "permute" for t in chain):
+        return False
+    maps = affine_maps(user)
+    if not maps or any(map_dims(m) is None for m in maps):
+        return False
+    c_dims = map_dims(maps[operand_index])
+    c_shape = static_shape(c)
+    for start in range(len(chain)):
+        x = chain[start].source
+        x_shape = static_shape(x)
+        m = ie.identity_map(len(x_shape))
+        for t in chain[start:]:
+            m = ie.compose(m, t.index_map(), t.result_shape)
+        plan = _plan(m, c_shape, x_shape)
+        if plan is None:
+            continue
+        g = generalize_contraction(user)
+        if g is None:
+            return False
+        _rewrite(g, operand_index, x, plan, rebuild_generic)
+        return True
+    return False
+
+
+def _plan(m, c_shape, x_shape):
+    """Sub-dimension sizes per c dim and x's map over them, or None."""
+    subs = []  # per c dim: list of (stride, size), outer first
+    for i, n in enumerate(c_shape):
+        s = split_strides(m, i, n)
+        if s is None:
+            return None
+        subs.append([(s[k], s[k + 1] // s[k]) for k in range(len(s) - 1)][::-1] or [(1, 1)])
+    flat_sizes = [size for sl in subs for _, size in sl]
+    inner = []
+    pos = 0
+    for sl in subs:
+        expr = ie.Lin.constant(0)
+        for k, (stride, _) in enumerate(sl):
+            expr = expr + ie.Lin.dim(pos + k).scale(stride)
+        inner.append(expr)
+        pos += len(sl)
+    r = ie.Ranges(flat_sizes)
+    xm = [ie.substitute(e, inner, r) for e in m]
+    x_idx = []
+    for j, e in enumerate(xm):
+        d = e.single_dim()
+        if d is not None:
+            x_idx.append(d)
+        elif e.is_const() and e.const == 0 and x_shape[j] == 1:
+            x_idx.append(None)
+        else:
+            return None
+    used = [d for d in x_idx if d is not None]
+    if len(used) != len(set(used)):
+        return None
+    # every sub-dim of size > 1 must be read from x (else the read is not a projection)
+    if any(flat_sizes[d] > 1 and d not in used for d in range(len(flat_sizes))):
+        return None
+    return subs, x_idx
+
+
+def _rewrite(g, operand_index, x, plan, rebuild_generic):
+    subs, x_idx = plan
+    maps = affine_maps(g)
+    iters = iterator_types(g)
+    n_loops = maps[0].n_dims
+    ins, outs = inputs_of(g), outputs_of(g)
+    c_dims = map_dims(maps[operand_index])
+    # loop l -> its sub-loop sizes (outer first)
+    split = {c_dims[i]: [size for _, size in subs[i]] for i in range(len(subs))}
+    new_loop = {}  # old loop -> list of new loop ids
+    new_iters = []
+    for l in range(n_loops):
+        k = len(split.get(l, [1]))
+        new_loop[l] = list(range(len(new_iters), len(new_iters) + k))
+        new_iters += [iters[l]] * k
+    n_new = len(new_iters)
+    # c's flat sub-dim index -> new loop id
+    flat_to_loop = []
+    for i in range(len(subs)):
+        flat_to_loop += new_loop[c_dims[i]]
+
+    def expand_operand(v, dims):
+        """Expand each dim of v indexed by a split loop; return (value, new dims)."""
+        shape = static_shape(v)
+        groups, new_shape, new_dims, k = [], [], [], 0
+        for d, n in zip(dims, shape):
+            sizes = split.get(d, [n]) if d in split else [n]
+            if d in split and prod(sizes) != n:
+                raise ValueError("broadcast operand over a split loop")
+            groups.append(list(range(k, k + len(sizes))))
+            new_shape += sizes
+            new_dims += new_loop[d]
+            k += len(sizes)
+        if new_shape == shape:
+            return v, new_dims
+        et = ir.RankedTensorType(v.type).element_type
+        rtype = ir.RankedTensorType.get(new_shape, et)
+        return _value(tensor.expand_shape(rtype, v, _reassoc_attr(groups), [], new_shape)), new_dims
+
+    def amap(dims_or_consts):
+        exprs = [ir.AffineConstantExpr.get(0) if d is None else ir.AffineDimExpr.get(d)
+                 for d in dims_or_consts]
+        return ir.AffineMap.get(n_new, 0, exprs)
+
+    with ir.InsertionPoint(g), g.location:
+        new_ins, new_maps = [], []
+        for i, (v, m) in enumerate(zip(ins, maps)):
+            if i == operand_index:
+                new_ins.append(x)
+                new_maps.append(amap([None if d is None else flat_to_loop[d] for d in x_idx]))
+                continue
+            nv, nd = expand_operand(v, map_dims(m))
+            new_ins.append(nv)
+            new_maps.append(amap(nd))
+        new_outs, out_types, collapse = [], [], []
+        for v, m in zip(outs, maps[len(ins):]):
+            dims = map_dims(m)
+            nv, nd = expand_operand(v, dims)
+            new_outs.append(nv)
+            new_maps.append(amap(nd))
+            out_types.append(nv.type)
+            groups, k = [], 0
+            for d in dims:
+                n = len(split.get(d, [1])) if d in split else 1
+                groups.append(list(range(k, k + n)))
+                k += n
+            collapse.append(groups)
+        new = rebuild_generic(g, new_ins, new_outs, new_maps, new_iters, out_types)
+        new.move_before(g)
+        for r_old, r_new, groups in zip(g.results, new.results, collapse):
+            if r_new.type == r_old.type:
+                r_old.replace_all_uses_with(r_new)
+            else:
+                cv = _value(tensor.collapse_shape(r_old.type, r_new, _reassoc_attr(groups)))
+                r_old.replace_all_uses_with(cv)
+    g.erase()
