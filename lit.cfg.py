@@ -15,9 +15,12 @@ config.name = "texflow"
 config.test_format = lit.formats.ShTest(execute_external=False)
 config.suffixes = [".mlir", ".test"]
 here = os.path.dirname(os.path.abspath(__file__))
-config.test_source_root = os.path.join(here, "test", "lit")
+# Tests live in test/lit; everything else at the top level is not a test
+# (dialects/ holds .irdl.mlir descriptions, for instance).
+config.test_source_root = here
 config.test_exec_root = os.path.join(os.environ.get("TEXFLOW_LIT_OUT", os.path.join(here, "build", "lit")))
-config.excludes = ["Inputs"]
+config.excludes = ["Inputs", "dialects", "passes", "python", "build", "benchmarks", "docs",
+                   "scripts", "examples", "results", ".git", ".ci", "pytest", ".cache"]
 
 for var in ("PATH", "HOME", "TMPDIR", "PYTHONPATH", "LP_NATIVE_VECTOR_WIDTH",
             "MESA_SHADER_CACHE_DISABLE", "VK_DRIVER_FILES", "TEXFLOW_CACHE"):
@@ -36,7 +39,7 @@ def tool(name):
 
 config.substitutions.append(("%python", sys.executable))
 config.substitutions.append(("%irdl_dir", os.path.join(here, "dialects")))
-config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "Inputs")))
+config.substitutions.append(("%inputs", os.path.join(here, "test", "lit", "Inputs")))
 # FileCheck first: other tool names must not match inside it.
 for name, exe in (("FileCheck", "filecheck"), ("not", None),
                   ("texflow-compile", "texflow-compile"), ("texflow-opt", "texflow-opt"),

@@ -90,9 +90,11 @@ class EliminateLayout(Pass):
         for _ in range(1000):
             if not self.step(module):
                 break
-        # dead transforms (all users absorbed them)
-        for o in irutil.collect(module, {T_NAME}):
-            if not list(o.results[0].uses):
+        # dead transforms (all users absorbed them), to a fixed point
+        dead = True
+        while dead:
+            dead = [o for o in irutil.collect(module, {T_NAME}) if not list(o.results[0].uses)]
+            for o in dead:
                 o.erase()
 
     def step(self, module) -> bool:
@@ -148,7 +150,8 @@ class EliminateLayout(Pass):
                     new = TransformOp.permute(base, perm)
                     self._replace(t, new.result, "transforms composed into one permutation", n - 1)
                     return True
-                if m == ie.reshape_map(src_shape, res_shape) and n > 1:
+                if n > 1 and (all(c.kind == "reshape" for c in chain[start:])
+                              or ie.is_reshape(m, src_shape, res_shape)):
                     new = TransformOp.reshape(base, res_shape)
                     self._replace(t, new.result, "transforms composed into one reshape", n - 1)
                     return True

@@ -110,6 +110,18 @@ def _recombine(terms: dict) -> dict:
             if not isinstance(a, Mod) or c == 0:
                 continue
             fd = FloorDiv(a.arg, a.modulus)
+            # (x div k) mod b with partner x div (k*b): div-of-div is kept canonical
+            # as one div, so look for that spelling too.
+            inner = a.arg.terms[0][0] if len(a.arg.terms) == 1 and a.arg.terms[0][1] == 1 else None
+            if isinstance(inner, FloorDiv) and a.arg.const == 0:
+                fd2 = FloorDiv(inner.arg, inner.divisor * a.modulus)
+                if terms.get(fd2, 0) == c * a.modulus:
+                    del terms[a]
+                    del terms[fd2]
+                    terms[inner] = terms.get(inner, 0) + c
+                    terms = {k: v for k, v in terms.items() if v != 0}
+                    changed = True
+                    break
             if a.arg.const == 0 and terms.get(fd, 0) == c * a.modulus:
                 del terms[a]
                 del terms[fd]
@@ -151,6 +163,20 @@ class Ranges:
         return lo, hi
 
 
+def _split_by(e: Lin, g: int):
+    """e = g * hi + lo with hi's coefficients integral; (None, None) if no term divides."""
+    hi = {a: c // g for a, c in e.terms if c % g == 0}
+    lo = {a: c for a, c in e.terms if c % g != 0}
+    if not hi:
+        return None, None
+    return Lin.of(hi, e.const // g), Lin.of(lo, e.const % g)
+
+
+def _within(e: Lin, g: int, r: "Ranges") -> bool:
+    lo, hi = r.of(e)
+    return lo >= 0 and hi < g
+
+
 def floordiv(e: Lin, k: int, r: Ranges) -> Lin:
     assert k > 0
     if k == 1:
@@ -158,6 +184,11 @@ def floordiv(e: Lin, k: int, r: Ranges) -> Lin:
     lo, hi = r.of(e)
     if lo >= 0 and hi < k:
         return Lin.constant(0)
+    # (g*a + b) div (g*q) = a div q  when g | k and 0 <= b < g
+    for g in sorted((g for g in range(2, k) if k % g == 0), reverse=True):
+        hi_part, lo_part = _split_by(e, g)
+        if hi_part is not None and _within(lo_part, g, r):
+            return floordiv(hi_part, k // g, r)
     # Pull out terms whose coefficient is a multiple of k: (k*a + b) div k = a + b div k
     # (exact for floor division with integer a).
     whole, rest = {}, {}
@@ -191,6 +222,11 @@ def mod(e: Lin, k: int, r: Ranges) -> Lin:
     lo, hi = r.of(rest_lin)
     if lo >= 0 and hi < k:
         return rest_lin
+    # (g*a + b) mod (g*q) = g * (a mod q) + b  when g | k and 0 <= b < g
+    for g in sorted((g for g in range(2, k) if k % g == 0), reverse=True):
+        hi_part, lo_part = _split_by(rest_lin, g)
+        if hi_part is not None and _within(lo_part, g, r) and hi_part.terms:
+            return mod(hi_part, k // g, r).scale(g) + lo_part
     # (x mod a) mod b == x mod b  when a mod b == 0
     if len(rest_lin.terms) == 1 and rest_lin.const == 0:
         (a, c), = rest_lin.terms
@@ -276,6 +312,39 @@ def as_permutation(m: list[Lin], src_shape=None, result_shape=None) -> list[int]
 def is_identity(m: list[Lin], src_shape=None, result_shape=None) -> bool:
     p = as_permutation(m, src_shape, result_shape)
     return p is not None and p == list(range(len(m)))
+
+
+def is_reshape(m: list[Lin], src_shape, result_shape, exhaustive_limit: int = 1 << 14) -> bool:
+    """Is `m` a row-major reshape from src_shape to result_shape?  True iff the
+    source's linear index equals the result's linear index: checked
+    symbolically (sound, not complete), then exhaustively for small shapes."""
+    if prod(src_shape) != prod(result_shape):
+        return False
+    if _is_reshape_symbolic(m, src_shape, result_shape):
+        return True
+    n = prod(result_shape)
+    if n > exhaustive_limit:
+        return False
+    import itertools
+    strides = [prod(src_shape[j + 1:]) for j in range(len(src_shape))]
+    for lin, idx in enumerate(itertools.product(*map(range, result_shape))):
+        if sum(a * b for a, b in zip(evaluate(m, idx), strides)) != lin:
+            return False
+    return True
+
+
+def _is_reshape_symbolic(m, src_shape, result_shape) -> bool:
+    lin_src = Lin.constant(0)
+    for j, e in enumerate(m):
+        lin_src = lin_src + e.scale(prod(src_shape[j + 1:]))
+    # unit result dims only ever take the value 0
+    unit_free = [Lin.constant(0) if n == 1 else Lin.dim(i) for i, n in enumerate(result_shape)]
+    lin_src = substitute(lin_src, unit_free, Ranges(result_shape))
+    lin_res = Lin.constant(0)
+    for i, n in enumerate(result_shape):
+        if n != 1:
+            lin_res = lin_res + Lin.dim(i).scale(prod(result_shape[i + 1:]))
+    return lin_src == lin_res
 
 
 def evaluate(m: list[Lin], idx) -> tuple:

@@ -85,3 +85,7 @@ def test_composed_chain_matches_numpy(chain):
     perm = ie.as_permutation(m, list(x.shape), list(y.shape))
     if perm is not None:  # a claimed permutation must really be one
         assert np.array_equal(x.transpose(perm), y)
+    if ie.is_reshape(m, list(x.shape), list(y.shape)):  # a claimed reshape must be one
+        assert np.array_equal(x.reshape(y.shape), y)
+    if all(kind == "reshape" for kind, _ in steps):  # and small reshape chains are recognised
+        assert ie.is_reshape(m, list(x.shape), list(y.shape)), [str(e) for e in m]
