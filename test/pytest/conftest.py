@@ -13,8 +13,6 @@ import pytest  # noqa: E402
 
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="run tests marked slow")
-    parser.addoption("--hypothesis-examples", type=int, default=None,
-                     help="examples per property test (default: a small CI budget)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -42,3 +40,12 @@ def vulkan():
             pytest.fail("TEXFLOW_REQUIRE_VULKAN=1 but no Vulkan device (apt-get install mesa-vulkan-drivers)")
         pytest.skip("no Vulkan device")
     return True
+
+
+from hypothesis import settings  # noqa: E402
+
+# CI budget for the property tests that compile models (each example compiles
+# twice); `pytest --hypothesis-profile=long` for a real search.
+settings.register_profile("ci", max_examples=10, deadline=None)
+settings.register_profile("long", max_examples=300, deadline=None)
+settings.load_profile(os.environ.get("TEXFLOW_HYPOTHESIS_PROFILE", "ci"))

@@ -67,9 +67,10 @@ def run_one(session: CompilerSession, text: str, name: str, inner: str, args) ->
         with capture_stderr() as cap:
             pm.run(module.operation)
     except ir.MLIRError as e:
-        msgs = [f"{d.message} at {d.location}" for d in e.error_diagnostics]
+        msgs = [d.message if " at loc(" in d.message else f"{d.message} at {d.location}"
+                for d in e.error_diagnostics]
         msgs = msgs or [cap.first_error() or str(e).splitlines()[0]]
-        raise TexflowError(f"pipeline failed: {msgs[0]}") from None
+        raise TexflowError(f"error: {msgs[0]}" if args.verify_diagnostics else f"pipeline failed: {msgs[0]}") from None
     if ir_stream is not None:
         ir_stream.flush()
     if args.texflow_statistics:
@@ -94,6 +95,13 @@ def main_impl(argv) -> int:
             raise TexflowError(f"cannot read {args.input}: {e.strerror}") from None
     session = CompilerSession()
     chunks = text.split("\n// -----\n") if args.split_input_file else [text]
+    # Pad each chunk with blank lines so diagnostics keep the file's line numbers.
+    line = 0
+    padded = []
+    for chunk in chunks:
+        padded.append("\n" * line + chunk)
+        line += chunk.count("\n") + 2
+    chunks = padded
     outs = []
     for i, chunk in enumerate(chunks):
         try:
@@ -101,7 +109,7 @@ def main_impl(argv) -> int:
         except TexflowError as e:
             if not args.verify_diagnostics:
                 raise
-            outs.append(f"// error: {e}\n")
+            outs.append(f"// {e}\n")
     from texflow.compiler import write_atomically
     write_atomically(args.output, "// -----\n".join(outs))
     return 0
