@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-DIALECT_MODULES: list[str] = ["layout"]
+DIALECT_MODULES: list[str] = ["layout", "wstream"]
 
 
 def irdl_path(name: str) -> Path:

@@ -7,3 +7,6 @@ from . import layout_raise  # noqa: F401
 from . import layout_lower  # noqa: F401
 from . import layout_classify  # noqa: F401
 from . import layout_eliminate  # noqa: F401
+from . import wstream_stages  # noqa: F401
+from . import wstream_plan  # noqa: F401
+from . import wstream_lower  # noqa: F401

@@ -123,6 +123,10 @@ def try_expand_fold(user, operand_index: int, min_chain: int = 1) -> bool:
     if len(chain) < min_chain or not any(t.kind == "permute" for t in chain):
         return False
     maps = affine_maps(user)
+    if not maps and user.name in ("linalg.matmul", "linalg.batch_matmul"):
+        from .layout_eliminate import DEFAULT_MATMUL_MAPS
+        maps = [ir.AffineMapAttr(ir.Attribute.parse(t)).value
+                for t in DEFAULT_MATMUL_MAPS[user.name].split("|")]
     if not maps or any(map_dims(m) is None for m in maps):
         return False
     c_dims = map_dims(maps[operand_index])
@@ -135,6 +139,16 @@ def try_expand_fold(user, operand_index: int, min_chain: int = 1) -> bool:
             m = ie.compose(m, t.index_map(), t.result_shape)
         plan = _plan(m, c_shape, x_shape)
         if plan is None:
+            continue
+        # Never split a reduction loop: the consumer (ILD&Var) reads its
+        # reduction dimension contiguously, and a split reduction becomes a
+        # strided multi-dimensional one (measured: patchify folded into the
+        # matmul that way ran 7x slower on llvm-cpu).  Parallel loops split
+        # for free.
+        iters = iterator_types(user) if user.name == "linalg.generic" else \
+            ["parallel"] * (maps[0].n_dims - 1) + ["reduction"]
+        if any(iters[c_dims[i]] == "reduction" and sum(sz > 1 for _, sz in plan[0][i]) > 1
+               for i in range(len(c_shape))):
             continue
         g = generalize_contraction(user)
         if g is None:
@@ -163,26 +177,53 @@ def _plan(m, c_shape, x_shape):
         pos += len(sl)
     r = ie.Ranges(flat_sizes)
     xm = [ie.substitute(e, inner, r) for e in m]
-    x_idx = []
+    # Each x dim must be read as one sub-dim, or as a mixed-radix combination
+    # of sub-dims (then x's dim is expanded into them: a free view).
+    x_idx, x_split = [], []
     for j, e in enumerate(xm):
-        d = e.single_dim()
-        if d is not None:
-            x_idx.append(d)
-        elif e.is_const() and e.const == 0 and x_shape[j] == 1:
-            x_idx.append(None)
-        else:
+        if e.is_const() and e.const == 0:
+            if x_shape[j] != 1:
+                return None
+            x_idx.append([None])
+            x_split.append([1])
+            continue
+        digits = _mixed_radix(e, flat_sizes, x_shape[j])
+        if digits is None:
             return None
-    used = [d for d in x_idx if d is not None]
+        x_idx.append([d for d, _ in digits])
+        x_split.append([size for _, size in digits])
+    used = [d for ds in x_idx for d in ds if d is not None]
     if len(used) != len(set(used)):
         return None
     # every sub-dim of size > 1 must be read from x (else the read is not a projection)
     if any(flat_sizes[d] > 1 and d not in used for d in range(len(flat_sizes))):
         return None
-    return subs, x_idx
+    return subs, x_idx, x_split
+
+
+def _mixed_radix(e: ie.Lin, sizes: list[int], extent: int):
+    """[(sub_dim, size)] outer first if e = sum sub_t * stride_t with strides
+    forming a mixed radix that exactly covers `extent`; else None."""
+    if e.const != 0:
+        return None
+    terms = []
+    for a, c in e.terms:
+        if not isinstance(a, ie.Dim) or c <= 0:
+            return None
+        terms.append((c, a.index))
+    terms.sort()
+    stride = 1
+    for c, d in terms:
+        if c != stride:
+            return None
+        stride *= sizes[d]
+    if stride != extent:
+        return None
+    return [(d, sizes[d]) for _, d in reversed(terms)]
 
 
 def _rewrite(g, operand_index, x, plan, rebuild_generic):
-    subs, x_idx = plan
+    subs, x_idx, x_split = plan
     maps = affine_maps(g)
     iters = iterator_types(g)
     n_loops = maps[0].n_dims
@@ -229,8 +270,19 @@ def _rewrite(g, operand_index, x, plan, rebuild_generic):
         new_ins, new_maps = [], []
         for i, (v, m) in enumerate(zip(ins, maps)):
             if i == operand_index:
-                new_ins.append(x)
-                new_maps.append(amap([None if d is None else flat_to_loop[d] for d in x_idx]))
+                xv = x
+                if any(len(sp) > 1 for sp in x_split):
+                    groups, k, shape = [], 0, []
+                    for sp in x_split:
+                        groups.append(list(range(k, k + len(sp))))
+                        k += len(sp)
+                        shape += sp
+                    et = ir.RankedTensorType(x.type).element_type
+                    xv = _value(tensor.expand_shape(ir.RankedTensorType.get(shape, et), x,
+                                                    _reassoc_attr(groups), [], shape))
+                new_ins.append(xv)
+                new_maps.append(amap([None if d is None else flat_to_loop[d]
+                                      for ds in x_idx for d in ds]))
                 continue
             nv, nd = expand_operand(v, map_dims(m))
             new_ins.append(nv)

@@ -64,8 +64,7 @@ def test_plan_lower_roundtrip(tmp_path, budget):
                    groups=[Group(chunks=g["chunks"], first=g["first"], last=g["last"])
                            for g in data["groups"]],
                    budget=data["summary"]["budget_bytes"], chunk_bytes=256,
-                   chunk_s=data["summary"]["stall_s"] / max(1, 1), preload_first=True)
-    prob.chunk_s = 256 / data["calibration"]["weight_read_bytes_per_s"]
+                   chunk_s=256 / data["calibration"]["weight_read_bytes_per_s"])
     plan = Plan(groups=[GroupPlan(preload=g["preload"], loads=[Load(**l) for l in g["loads"]])
                         for g in data["groups"]],
                 stall_chunks=round(data["summary"]["stall_s"] / prob.chunk_s))

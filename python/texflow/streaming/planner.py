@@ -384,8 +384,9 @@ def plan(prob: Problem, options: PlannerOptions | None = None) -> Plan:
         if lp is None:
             fallbacks.append("lp-failed")
         if o.use_cpsat and inst.L <= o.exact_limit and time.perf_counter() < deadline:
-            status, pv, Xv, STv = _cpsat(inst, False, deadline - time.perf_counter(), o.workers,
-                                         hint=rounded)
+            # leave room for building the model (about 10% of the limit at 1,000 stages)
+            status, pv, Xv, STv = _cpsat(inst, False, 0.85 * (deadline - time.perf_counter()),
+                                         o.workers, hint=rounded)
             if pv is not None and (rounded is None or _key(inst, pv, STv) <= _key(inst, *rounded[::2])):
                 result = _plan_from(inst, pv, Xv, STv, status)
             elif pv is None:
