@@ -190,6 +190,8 @@ class EliminateLayout(Pass):
             if user.name in CONTRACTIONS or (user.name == "linalg.generic"
                                              and "reduction" in iterator_types(user)
                                              and not uses_index_op(user)):
+                if producer_absorbs_transforms(t.source):
+                    continue
                 if self._fold_operand(t, user):
                     changed = True
         return changed
@@ -234,6 +236,8 @@ class EliminateLayout(Pass):
                 chain = chain_to(v)
                 if len(chain) < 2:
                     continue  # a lone permutation folds without splitting loops
+                if producer_absorbs_transforms(chain[0].source):
+                    continue
                 try:
                     if try_expand_fold(user, i, min_chain=2):
                         self.bump("transforms folded into contractions (loops split)", len(chain))
@@ -335,6 +339,20 @@ class EliminateLayout(Pass):
 
 
 # -- helpers -------------------------------------------------------------------
+def producer_absorbs_transforms(value) -> bool:
+    """Would IREE fuse a transform of `value` into the dispatch producing it?
+
+    IREE's dispatch formation writes a transpose through the producer's
+    output map when the producer is a linalg op (SmartMem's "eliminate 2nd",
+    done by IREE), so such transforms cost no data-movement dispatch and
+    folding them into the consumer instead only makes the consumer's reads
+    strided (measured: attention with folded head transposes ran ~20% slower
+    on llvm-cpu).  A transform of a function input or of a non-linalg value
+    has no producer to hide in: that is where folding pays."""
+    o = irutil.producer(value)
+    return o is not None and o.name.startswith("linalg.")
+
+
 def is_elementwise(o) -> bool:
     return (o.name == "linalg.generic" and len(o.results) == 1
             and all(it == "parallel" for it in iterator_types(o))

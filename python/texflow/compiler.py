@@ -40,12 +40,18 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
         phases.append(Phase("texflow-layout",
                             "layout-transformation elimination (SmartMem)",
                             options.layout_pipeline))
-    phases.append(Phase("texflow-finalize", "check no texflow op reaches IREE",
-                        "texflow-verify-lowered"))
+    if options.memory_budget:
+        opts = [f"memory-budget={options.memory_budget}", f"time-limit={options.plan_time_limit}"]
+        if options.plan_manifest:
+            opts.append(f"manifest={options.plan_manifest}")
+        phases.append(Phase("texflow-wstream", "weight-streaming plan under a memory budget (FlashMem)",
+                            "texflow-wstream-plan{" + " ".join(opts) + "}"))
+    phases.append(Phase("texflow-finalize", "lower texflow dialects; check none reaches IREE",
+                        "texflow-wstream-lower,texflow-verify-lowered"))
     return phases
 
 
-TEXFLOW_PHASE_NAMES = ("texflow-layout", "texflow-finalize")
+TEXFLOW_PHASE_NAMES = ("texflow-layout", "texflow-wstream", "texflow-finalize")
 DEFAULT_LAYOUT_PIPELINE = ("texflow-verify-layout,texflow-raise-layout,texflow-eliminate-layout,"
                            "texflow-lower-layout,texflow-verify-layout,canonicalize,cse")
 
@@ -58,6 +64,9 @@ class CompileOptions:
     layout_pipeline: str = DEFAULT_LAYOUT_PIPELINE
     compile_from: str = "start"  # "start" or "input" (input: IR is already at IREE input level)
     compile_to: str = "end"  # an IREE phase or a texflow phase name
+    memory_budget: str | None = None  # e.g. "64MiB": plan weight streaming (wstream)
+    plan_time_limit: float = 10.0  # CP-SAT seconds
+    plan_manifest: str | None = None  # write the streaming plan as JSON here
     print_ir_after_all: bool = False  # print IR after each texflow pass (stderr)
     ir_stream: object = None  # where print_ir_after_all prints (default stderr)
 
@@ -182,7 +191,8 @@ class Compiler:
                 with capture_stderr() as cap:
                     pm.run(module)
             except ir.MLIRError as e:
-                diags = [f"{d.message} at {d.location}" for d in e.error_diagnostics]
+                diags = [d.message if str(d.location) == "loc(unknown)" or " at loc(" in d.message
+                         else f"{d.message} at {d.location}" for d in e.error_diagnostics]
                 diags = diags or [cap.first_error() or str(e).splitlines()[0]]
                 raise TexflowError(f"texflow phase '{phase.name}' failed: {diags[0]}") from None
             for p in sink:

@@ -152,3 +152,10 @@ def test_real_model_end_to_end(request, tmp_path):
     res = json.loads((run_dir / "results.json").read_text())["results"][0]
     assert res["variants"]["plain"]["max_rel"] < 1e-3
     assert res["variants"]["plain"]["flow"]["dispatches"] > 10
+
+
+def test_ort_child_interleaved(tiny):
+    path, x = tiny
+    with harness.OrtChild(path, path.parent / "inputs.npz", threads=1) as ort:
+        t = harness.time_interleaved({"ort": ort, "noop": lambda: None}, reps=3, warmup=1)
+    assert len(t["ort"]) == 3 and all(isinstance(v, float) and v > 0 for v in t["ort"])

@@ -110,14 +110,29 @@ def bench_model(name: str, target: str, a, prog: Progress, ort_cache: dict) -> d
             entry["cli_check"] = {"error": str(e)[:300]}
     driver = DRIVERS.get(target, "vulkan")
     reps = a.reps if driver == "local-task" else min(a.reps, a.vulkan_reps)
+    ort = None
+    if not a.no_ort and driver == "local-task" and vmfbs and reps:
+        try:
+            ort = harness.OrtChild(cm.onnx_path, cm.dir / "inputs.npz", a.threads)
+        except Exception as e:  # noqa: BLE001
+            entry["ort"] = {"error": str(e)[:300]}
     if vmfbs:
-        prog.step(f"{name} / {target}: running {', '.join(vmfbs)} on {driver} ({reps} reps)")
-        runs = harness.run_modules(vmfbs, driver, cm.inputs(), cm.reference(), reps, a.warmup,
-                                   progress=prog.reps(f"{name}/{target}"))
+        prog.step(f"{name} / {target}: running {', '.join(vmfbs)}"
+                  f"{' and ONNX Runtime (child process)' if ort else ''} on {driver}, "
+                  f"{reps} reps interleaved")
+        try:
+            runs = harness.run_modules(vmfbs, driver, cm.inputs(), cm.reference(), reps, a.warmup,
+                                       progress=prog.reps(f"{name}/{target}"),
+                                       peers={"ort": ort} if ort else None)
+        finally:
+            if ort:
+                ort.close()
+        if ort:
+            entry["ort"] = dict(runs.pop("ort"), threads=a.threads, interleaved=True)
         for k, d in runs.items():
             entry["variants"][k].update(d)
         del vmfbs
-    if not a.no_ort and driver == "local-task":
+    if not a.no_ort and driver == "local-task" and "ort" not in entry:
         if name not in ort_cache:
             prog.step(f"{name}: ONNX Runtime CPU ({a.reps} reps, child process)")
             ort_cache[name] = harness.ort_time(cm.onnx_path, cm.dir / "inputs.npz", a.reps,

@@ -7,8 +7,11 @@ called in turn within each repetition, the order rotating from one repetition to
 that machine drift (frequency, a neighbour's load) falls on every variant alike.  Reported:
 the median of each variant's times and the median of the per-repetition ratios to `plain`.
 
-ONNX Runtime is timed in a child process (`python -m texflow.bench.harness ort ...`): two
-runtimes with their own thread pools in one process fight over the cores.
+ONNX Runtime runs in a child process (`python -m texflow.bench.harness serve ...`): two
+runtimes with their own thread pools in one process fight over the cores.  The child still
+takes its turn inside each repetition (the parent asks it for one timed inference over a
+pipe, and only one runtime computes at a time), so ONNX Runtime's figures are interleaved
+with IREE's and share their drift; the child reports its own inference time.
 """
 
 from __future__ import annotations
@@ -120,8 +123,10 @@ def time_interleaved(fns: dict[str, Callable[[], object]], reps: int, warmup: in
         k = r % len(names)
         for n in names[k:] + names[:k]:
             t0 = time.perf_counter()
-            fns[n]()
-            times[n].append(time.perf_counter() - t0)
+            got = fns[n]()
+            dt = time.perf_counter() - t0
+            # a function that times itself (the ONNX Runtime child) returns its seconds
+            times[n].append(got if isinstance(got, float) else dt)
         if progress:
             progress(r + 1, reps)
     return times
@@ -144,8 +149,9 @@ def paired_ratio(a: list[float], b: list[float]) -> float | None:
 
 def run_modules(vmfbs: dict[str, bytes], driver: str, inputs: list[np.ndarray],
                 ref: list[np.ndarray] | None, reps: int, warmup: int = 2,
-                progress=None) -> dict[str, dict]:
-    """Load each module, check it against `ref`, time them interleaved, read peak memory."""
+                progress=None, peers: dict[str, Callable[[], float]] | None = None) -> dict[str, dict]:
+    """Load each module, check it against `ref`, time them (and `peers`, e.g. an OrtChild)
+    interleaved, read the allocator's statistics."""
     from texflow.runtime import Module
     mods, out = {}, {}
     for name, vmfb in vmfbs.items():
@@ -158,6 +164,9 @@ def run_modules(vmfbs: dict[str, bytes], driver: str, inputs: list[np.ndarray],
             out[name] = {"error": f"run: {type(e).__name__}: {str(e).splitlines()[0][:300]}"}
     if reps and mods:
         fns = {n: (lambda m=m: m(*inputs)) for n, m in mods.items()}
+        for n, f in (peers or {}).items():
+            fns[n] = f
+            out[n] = {}
         times = time_interleaved(fns, reps, warmup, progress)
         base = "plain" if "plain" in times else next(iter(times))
         for n, ts in times.items():
@@ -174,6 +183,58 @@ def run_modules(vmfbs: dict[str, bytes], driver: str, inputs: list[np.ndarray],
             except Exception:  # noqa: BLE001
                 pass
     return out
+
+
+class OrtChild:
+    """ONNX Runtime in a child process that runs one timed inference per request."""
+
+    def __init__(self, onnx_path, inputs_npz, threads: int):
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", "texflow.bench.harness", "serve", str(onnx_path),
+             str(inputs_npz), str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            bufsize=1)
+        line = self.p.stdout.readline().strip()
+        if line != "ready":
+            err = self.p.stderr.read().strip().splitlines()
+            self.close()
+            raise RuntimeError(f"ONNX Runtime child failed: {(err or [line])[-1][:300]}")
+
+    def __call__(self) -> float:
+        self.p.stdin.write("run\n")
+        self.p.stdin.flush()
+        return float(self.p.stdout.readline())
+
+    def close(self):
+        if self.p.poll() is None:
+            try:
+                self.p.stdin.write("quit\n")
+                self.p.stdin.flush()
+                self.p.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.p.kill()
+                self.p.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _serve_main(argv: list[str]) -> None:
+    from .models import ort_session
+    s = ort_session(argv[0], int(argv[2]))
+    with np.load(argv[1]) as z:
+        inputs = [z[f"in{i}"] for i in range(len(z.files))]
+    feed = dict(zip([i.name for i in s.get_inputs()], inputs))
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        t0 = time.perf_counter()
+        s.run(None, feed)
+        print(repr(time.perf_counter() - t0), flush=True)
 
 
 def ort_time(onnx_path, inputs_npz, reps: int, threads: int, warmup: int = 2,
@@ -211,5 +272,7 @@ def _ort_main(argv: list[str]) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "ort":
         _ort_main(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "serve":
+        _serve_main(sys.argv[2:])
     else:
         sys.exit("usage: python -m texflow.bench.harness ort MODEL.onnx INPUTS.npz REPS THREADS WARMUP")

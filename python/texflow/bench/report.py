@@ -30,8 +30,19 @@ def machine() -> dict:
                              text=True, cwd=Path(__file__).parent).stdout.strip()
     except OSError:
         rev = ""
+    try:
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True,
+                                    cwd=Path(__file__).parent).stdout.strip())
+    except OSError:
+        dirty = None
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = None
     return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": mem, "os": platform.platform(),
-            "python": platform.python_version(), "texflow_git": rev}
+            "python": platform.python_version(), "texflow_git": rev, "texflow_dirty": dirty,
+            "load_at_start": load}
 
 
 def _f(x, fmt="{:.1f}", none="–"):
@@ -63,12 +74,15 @@ def markdown(run: dict) -> str:
     L.append(f"# texflow benchmark — {run['date']}")
     L.append("")
     L.append(f"- Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, {m['os']}, "
-             f"Python {m['python']}; texflow git {m.get('texflow_git') or '?'}")
+             f"Python {m['python']}; texflow git {m.get('texflow_git') or '?'}"
+             + (" (with uncommitted changes)" if m.get("texflow_dirty") else "")
+             + (f"; load average {m['load_at_start']:.1f} at start" if m.get("load_at_start")
+                is not None else ""))
     L.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()))
     L.append(f"- Command: `{cfg['command']}`")
     L.append(f"- Repetitions: {cfg['reps']} (+{cfg['warmup']} warm-up) per variant, interleaved "
              f"A/B in one process; {cfg['threads'] or 'all'} threads for IREE (local-task) and "
-             f"ONNX Runtime (timed in its own process)")
+             f"ONNX Runtime (in a child process, taking its turn in each repetition)")
     L.append("- Latency: median ms; ratio = median over repetitions of (variant time / plain time "
              "in the same repetition): < 1 means faster than plain IREE.")
     L.append("- Dispatches: `flow.dispatch` ops per inference at IREE's flow phase; DM = pure "

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from texflow.compiler import ALL_PHASES, DEFAULT_LAYOUT_PIPELINE, CompileOptions, Compiler, compile_isolated, write_atomically
@@ -31,6 +32,10 @@ def build_parser():
     p.add_argument("--no-layout", action="store_true", help="skip texflow's layout phase (plain IREE)")
     p.add_argument("--layout-pipeline", default=DEFAULT_LAYOUT_PIPELINE,
                    help="texflow passes of the layout phase")
+    p.add_argument("--memory-budget", default=None, metavar="BYTES",
+                   help="plan weight streaming under this peak memory (e.g. 64MiB); "
+                        "the plan is written beside the output as <output>.plan.json")
+    p.add_argument("--plan-time-limit", type=float, default=10.0, help="CP-SAT time limit (s)")
     p.add_argument("--print-ir-after-all", action="store_true",
                    help="print the IR after each texflow pass to stderr")
     p.add_argument("--texflow-statistics", action="store_true",
@@ -46,16 +51,26 @@ def main_impl(argv) -> int:
     bad = [a for a in extra if not a.startswith("--iree-")]
     if bad:
         raise TexflowError(f"unknown option(s): {' '.join(bad)}")
+    manifest_tmp = None
+    if args.memory_budget and args.output and args.output != "-":
+        manifest_tmp = args.output + ".plan.json.tmp"
     opts = CompileOptions(target=args.target, iree_flags=extra, layout=not args.no_layout,
+                          memory_budget=args.memory_budget, plan_time_limit=args.plan_time_limit,
+                          plan_manifest=manifest_tmp,
                           layout_pipeline=args.layout_pipeline, compile_to=args.compile_to,
                           compile_from=args.compile_from,
                           print_ir_after_all=args.print_ir_after_all)
     if args.compile_to == "end" and not args.output:
         raise TexflowError("missing -o <output.vmfb>")
-    if args.no_crash_isolation or args.print_ir_after_all:
-        result = Compiler(opts).compile_file(args.input)
-    else:
-        result = compile_isolated(args.input, opts)
+    try:
+        if args.no_crash_isolation or args.print_ir_after_all:
+            result = Compiler(opts).compile_file(args.input)
+        else:
+            result = compile_isolated(args.input, opts)
+    except BaseException:
+        if manifest_tmp and os.path.exists(manifest_tmp):
+            os.unlink(manifest_tmp)
+        raise
     if args.texflow_statistics:
         for pname, stats in result.statistics.items():
             for k, v in stats.items():
@@ -65,6 +80,8 @@ def main_impl(argv) -> int:
               file=sys.stderr)
     data = result.vmfb if result.vmfb is not None else result.mlir
     write_atomically(args.output or "-", data)
+    if manifest_tmp and os.path.exists(manifest_tmp):
+        os.replace(manifest_tmp, args.output + ".plan.json")
     return 0
 
 
