@@ -51,16 +51,16 @@ def matmul_softmax(seed=0):
                   [_w(rng, "w", 32, 24), _w(rng, "b", 24)], "matmul_softmax")
 
 
-def transpose_reshape_chain(seed=0):
+def transpose_reshape_chain(seed=0, A=3, S=8, B=8, N=5):
     """Transpose -> Reshape -> Transpose -> MatMul: the layout work's bread and butter."""
     rng = np.random.default_rng(seed)
-    shape = numpy_helper.from_array(np.array([1, 8, 24], dtype=np.int64), "shape")
+    shape = numpy_helper.from_array(np.array([1, S, A * B], dtype=np.int64), "shape")
     nodes = [helper.make_node("Transpose", ["x"], ["t0"], perm=[0, 2, 1, 3]),
              helper.make_node("Reshape", ["t0", "shape"], ["r"]),
              helper.make_node("Transpose", ["r"], ["t1"], perm=[0, 2, 1]),
              helper.make_node("MatMul", ["t1", "w"], ["y"])]
-    return _model(nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 24, 5])],
-                  [shape, _w(rng, "w", 8, 5)], "transpose_reshape_chain")
+    return _model(nodes, [vi("x", [1, A, S, B])], [vi("y", [1, A * B, N])],
+                  [shape, _w(rng, "w", S, N)], "transpose_reshape_chain")
 
 
 def attention(seed=0, S=16, D=32, H=4):
@@ -87,8 +87,35 @@ def attention(seed=0, S=16, D=32, H=4):
     return _model(nodes, [vi("x", [1, S, D])], [vi("y", [1, S, D])], inits, "attention")
 
 
+def nhwc_elementwise(seed=0, C=8, H=6):
+    """Transpose(NHWC) -> Add(NHWC constant) -> Relu -> Transpose(NCHW): the
+    transposes cancel once pushed through; the constant is re-laid out."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("Add", ["t", "b"], ["a"]),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["y"], perm=[0, 3, 1, 2])]
+    return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, C, H, H])],
+                  [_w(rng, "b", 1, H, H, C)], "nhwc_elementwise")
+
+
+def patchify(seed=0, C=3, H=16, p=4, D=24):
+    """ViT-style patch extraction by Reshape/Transpose/Reshape feeding a MatMul."""
+    rng = np.random.default_rng(seed)
+    h = H // p
+    inits = [numpy_helper.from_array(np.array([1, C, h, p, h, p], np.int64), "s1"),
+             numpy_helper.from_array(np.array([1, h * h, C * p * p], np.int64), "s2"),
+             _w(rng, "w", C * p * p, D, scale=0.2)]
+    nodes = [helper.make_node("Reshape", ["x", "s1"], ["a"]),
+             helper.make_node("Transpose", ["a"], ["b"], perm=[0, 2, 4, 1, 3, 5]),
+             helper.make_node("Reshape", ["b", "s2"], ["c"]),
+             helper.make_node("MatMul", ["c", "w"], ["y"])]
+    return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, h * h, D])], inits, "patchify")
+
+
 ALL = {"conv_relu": conv_relu, "matmul_softmax": matmul_softmax,
-       "transpose_reshape_chain": transpose_reshape_chain, "attention": attention}
+       "transpose_reshape_chain": transpose_reshape_chain, "attention": attention,
+       "nhwc_elementwise": nhwc_elementwise, "patchify": patchify}
 
 
 def random_inputs(model: onnx.ModelProto, seed=1) -> list[np.ndarray]:

@@ -63,3 +63,17 @@ def test_wrong_input_shape_is_a_clear_error(tmp_path):
         mod(np.zeros((1, 16, 31), np.float32))
     with pytest.raises(TexflowError, match="takes 1 input"):
         mod()
+
+
+@pytest.mark.parametrize("name,stat", [
+    ("nhwc_elementwise", "transforms cancelled (compose: identity)"),
+    ("transpose_reshape_chain", "transforms folded into contractions (loops split)"),
+])
+def test_layout_phase_removes_the_transforms(tmp_path, name, stat):
+    """The layout phase really rewrites these models (and they still match: see above)."""
+    from texflow.compiler import CompileOptions, Compiler
+    model = onnx_models.ALL[name]()
+    onnx.save(model, tmp_path / "m.onnx")
+    res = Compiler(CompileOptions(compile_to="texflow-finalize")).compile_file(str(tmp_path / "m.onnx"))
+    assert res.statistics["texflow-eliminate-layout"].get(stat, 0) >= 2
+    assert "linalg.transpose" not in res.mlir
