@@ -44,7 +44,7 @@ from .layout_classify import classify
 from .layout_common import (CONTRACTIONS, affine_maps, inputs_of, iterator_types, map_dims,
                             outputs_of, permutation_map_of, set_affine_maps, static_shape,
                             uses_index_op)
-from .registry import Pass, register_pass
+from .registry import Pass, register_pass, remark
 
 T_NAME = TransformOp.OPERATION_NAME
 
@@ -90,6 +90,11 @@ class EliminateLayout(Pass):
         for _ in range(1000):
             if not self.step(module):
                 break
+        for o in irutil.collect(module, {T_NAME}):
+            t = as_transform(o)
+            users = sorted({u.owner.operation.name for u in t.result.uses})
+            remark(self.name, o, f"kept {t.kind} {t.source_shape}->{t.result_shape} "
+                                 f"(users: {', '.join(users) or 'none'})")
         # dead transforms (all users absorbed them), to a fixed point
         dead = True
         while dead:

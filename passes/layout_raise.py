@@ -15,7 +15,7 @@ from iree.compiler import ir
 from texflow import irutil
 from texflow.dialects.layout import TransformOp
 from .layout_common import generic_permutation, inputs_of, static_shape
-from .registry import Pass, register_pass
+from .registry import Pass, register_pass, remark
 
 RESHAPES = ("tensor.expand_shape", "tensor.collapse_shape", "tensor.reshape")
 
@@ -32,6 +32,7 @@ class RaiseLayout(Pass):
     def raise_op(self, o) -> None:
         res = o.results[0] if len(o.results) == 1 else None
         if res is None or static_shape(res) is None:
+            remark(self.name, o, f"left {o.name} alone: dynamic or unranked result")
             return
         if o.name == "linalg.transpose":
             perm = list(ir.DenseI64ArrayAttr(o.attributes["permutation"]))
@@ -46,6 +47,7 @@ class RaiseLayout(Pass):
         else:  # reshapes
             src, kind, perm = o.operands[0], "reshape", None
         if static_shape(src) is None:
+            remark(self.name, o, f"left {o.name} alone: dynamic or unranked source")
             return
         with ir.InsertionPoint(o), o.location:
             t = TransformOp.create(src, res.type, kind, perm, loc=o.location)

@@ -161,6 +161,24 @@ def parse_pass(item: str) -> Pass | None:
     return cls(**opts)
 
 
+_REMARKS = {"stream": None}
+
+
+def set_remark_stream(stream) -> None:
+    """Where passes report what they left alone and why (None: silent).
+
+    The tools point this at a duplicate of stderr (`--texflow-verbose`):
+    fd 2 itself is captured while pass managers run."""
+    _REMARKS["stream"] = stream
+
+
+def remark(pass_name: str, op, message: str) -> None:
+    s = _REMARKS["stream"]
+    if s is not None:
+        print(f"remark: {pass_name}: {message} at {op.location}", file=s)
+        s.flush()
+
+
 class PrintIR:
     """Where to print the IR after each texflow pass (None: don't)."""
 

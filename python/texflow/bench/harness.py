@@ -149,14 +149,16 @@ def paired_ratio(a: list[float], b: list[float]) -> float | None:
 
 def run_modules(vmfbs: dict[str, bytes], driver: str, inputs: list[np.ndarray],
                 ref: list[np.ndarray] | None, reps: int, warmup: int = 2,
-                progress=None, peers: dict[str, Callable[[], float]] | None = None) -> dict[str, dict]:
-    """Load each module, check it against `ref`, time them (and `peers`, e.g. an OrtChild)
-    interleaved, read the allocator's statistics."""
+                progress=None, peers: dict[str, Callable[[], float]] | None = None,
+                loader: Callable[[str, bytes], Callable] | None = None) -> dict[str, dict]:
+    """Load each module (with `loader(name, vmfb)`, default texflow.runtime.Module), check it
+    against `ref`, time them (and `peers`, e.g. an OrtChild) interleaved, read the allocator's
+    statistics."""
     from texflow.runtime import Module
     mods, out = {}, {}
     for name, vmfb in vmfbs.items():
         try:
-            m = Module(vmfb, driver=driver)
+            m = loader(name, vmfb) if loader else Module(vmfb, driver=driver)
             res = m(*inputs)
             out[name] = accuracy(res, ref) if ref is not None else {}
             mods[name] = m
@@ -175,7 +177,7 @@ def run_modules(vmfbs: dict[str, bytes], driver: str, inputs: list[np.ndarray],
             if n != base:
                 out[n]["ratio_vs_" + base] = paired_ratio(ts, times[base])
     for n, m in mods.items():
-        if driver == "local-task":
+        if driver == "local-task" and not loader:
             try:
                 s = m.device.allocator.statistics
                 out[n]["allocator_peak_bytes"] = int(s.get("device_bytes_peak", 0)) + \

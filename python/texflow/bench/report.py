@@ -67,6 +67,102 @@ def best_ratio(e: dict) -> float | None:
     return min(t) / min(p) if t and p else None
 
 
+def _err(d: dict) -> str | None:
+    return d.get("error") if d.get("error") and "median_ms" not in d else None
+
+
+def ratio(e: dict, a: str, b: str, key: str = "times_ms") -> float | None:
+    """Median over repetitions of a_i / b_i (both timed in repetition i)."""
+    ta = (_v(e, a) if a != "ort" else e.get("ort") or {}).get(key)
+    tb = (_v(e, b) if b != "ort" else e.get("ort") or {}).get(key)
+    if not ta or not tb:
+        return None
+    rs = sorted(x / y for x, y in zip(ta, tb) if y)
+    if not rs:
+        return None
+    n = len(rs)
+    return rs[n // 2] if n % 2 else (rs[n // 2 - 1] + rs[n // 2]) / 2
+
+
+def dispatch_table(rows: list[dict], variants: list[str]) -> list[str]:
+    L = ["Dispatches per inference (pure data-movement dispatches in brackets) and compile time "
+         "(import + compile, seconds):", ""]
+    hdr = ["model", "params M"] + [f"{v} dispatches (DM)" for v in variants] + \
+        [f"{v} compile s" for v in variants]
+    L.append("| " + " | ".join(hdr) + " |")
+    L.append("|" + "---|" * len(hdr))
+    for e in rows:
+        if e.get("error"):
+            L.append(f"| {e['model']} | failed: {e['error'][:120]} |" + " |" * (len(hdr) - 2))
+            continue
+        r = [e["model"], _f(e.get("parameters", 0) / 1e6 if e.get("parameters") else None)]
+        for v in variants:
+            d = _v(e, v)
+            fl = d.get("flow") or {}
+            r.append("compile failed" if _err(d) and not fl else
+                     f"{fl.get('dispatches', '?')} ({fl.get('data_movement', '?')})")
+        for v in variants:
+            d = _v(e, v)
+            r.append("failed" if _err(d) and "compile_s" not in d else _f(d.get("compile_s")))
+        L.append("| " + " | ".join(str(x) for x in r) + " |")
+    L.append("")
+    return L
+
+
+def latency_table(rows: list[dict], variants: list[str]) -> list[str]:
+    timed = [e for e in rows if any("median_ms" in _v(e, v) for v in variants)]
+    L = []
+    if timed:
+        has_ort = any((e.get("ort") or {}).get("median_ms") for e in timed)
+        best = "plain+dt" in variants and "texflow+dt" in variants
+        L += ["Latency, median ms (fastest repetition in brackets), and paired ratios "
+              "(median over repetitions of the two times of one repetition):", ""]
+        hdr = ["model"] + [f"{v} ms" for v in variants] + (["ORT ms"] if has_ort else [])
+        hdr += ["texflow/plain"] + (["texflow+dt/plain+dt", "best texflow / best IREE"]
+                                    if best else [])
+        hdr += (["best IREE/ORT"] if has_ort else [])
+        L.append("| " + " | ".join(hdr) + " |")
+        L.append("|" + "---|" * len(hdr))
+        for e in timed:
+            r = [e["model"]]
+            for v in variants:
+                d = _v(e, v)
+                r.append("failed" if _err(d) else
+                         f"{_f(d.get('median_ms'), '{:.1f}')} ({_f(d.get('min_ms'), '{:.1f}')})")
+            o = e.get("ort") or {}
+            if has_ort:
+                r.append(f"{_f(o.get('median_ms'), '{:.1f}')} ({_f(o.get('min_ms'), '{:.1f}')})"
+                         if o.get("median_ms") else ("failed" if o.get("error") else "–"))
+            r.append(_f(ratio(e, "texflow", "plain"), "{:.3f}"))
+            if best:
+                r.append(_f(ratio(e, "texflow+dt", "plain+dt"), "{:.3f}"))
+                r.append(_f(best_ratio(e), "{:.3f}"))
+            if has_ort:
+                ps = [_v(e, v).get("median_ms") for v in ("plain", "plain+dt")]
+                ps = [x for x in ps if x]
+                om = o.get("median_ms")
+                r.append(_f(min(ps) / om if ps and om else None, "{:.2f}x"))
+            L.append("| " + " | ".join(str(x) for x in r) + " |")
+        L.append("")
+    L += ["Accuracy against ONNX Runtime's CPU outputs (max abs / max rel over the variants):", "",
+          "| model | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
+    for e in rows:
+        if e.get("error"):
+            continue
+        r = [e["model"]]
+        for v in variants:
+            d = _v(e, v)
+            if d.get("error") and "max_abs" not in d:
+                r.append("failed")
+            elif "max_abs" in d:
+                r.append(f"{d['max_abs']:.1e} / {d['max_rel']:.1e}")
+            else:
+                r.append("–")
+        L.append("| " + " | ".join(r) + " |")
+    L.append("")
+    return L
+
+
 def markdown(run: dict) -> str:
     L = []
     cfg = run["config"]
@@ -102,42 +198,8 @@ def markdown(run: dict) -> str:
             continue
         L.append(f"## {target}")
         L.append("")
-        hdr = ["model", "params M"]
-        for v in variants:
-            hdr += [f"{v} dispatches (DM)", f"{v} compile s", f"{v} ms"]
-        hdr += [f"{v}/plain" for v in variants if v != "plain"]
-        best = "plain+dt" in variants and "texflow+dt" in variants
-        if best:
-            hdr.append("best texflow / best IREE")
-        hdr += ["ORT ms", "plain/ORT", "max abs diff", "max rel diff"]
-        L.append("| " + " | ".join(hdr) + " |")
-        L.append("|" + "---|" * len(hdr))
-        for e in rows:
-            r = [e["model"], _f(e.get("parameters", 0) / 1e6 if e.get("parameters") else None)]
-            for v in variants:
-                d = _v(e, v)
-                fl = d.get("flow") or {}
-                if d.get("error") and "median_ms" not in d:
-                    r += [f"error: {d['error'][:80]}", _f(d.get("compile_s")), "–"]
-                    continue
-                r += [f"{fl.get('dispatches', '?')} ({fl.get('data_movement', '?')})",
-                      _f(d.get("compile_s")), _f(d.get("median_ms"), "{:.2f}")]
-            for v in variants:
-                if v != "plain":
-                    r.append(_f(_v(e, v).get("ratio_vs_plain"), "{:.3f}"))
-            if best:
-                r.append(_f(best_ratio(e), "{:.3f}"))
-            ort = e.get("ort") or {}
-            r.append(_f(ort.get("median_ms"), "{:.2f}") if "median_ms" in ort
-                     else ("error" if ort.get("error") else "–"))
-            pm, om = _v(e, "plain").get("median_ms"), ort.get("median_ms")
-            r.append(_f(pm / om if pm and om else None, "{:.2f}x"))
-            diffs = [_v(e, v).get("max_abs") for v in variants if _v(e, v).get("max_abs") is not None]
-            rels = [_v(e, v).get("max_rel") for v in variants if _v(e, v).get("max_rel") is not None]
-            r.append(_f(max(diffs) if diffs else None, "{:.1e}"))
-            r.append(_f(max(rels) if rels else None, "{:.1e}"))
-            L.append("| " + " | ".join(str(x) for x in r) + " |")
-        L.append("")
+        L += dispatch_table(rows, variants)
+        L += latency_table(rows, variants)
         cli = [e for e in rows if e.get("cli_check")]
         if cli:
             L.append("Command-line check (`iree-import-onnx` + `iree-compile --compile-to=flow`, "
@@ -152,18 +214,25 @@ def markdown(run: dict) -> str:
                          f"{'equal' if c.get('equal') else 'DIFFERENT'}"
                          + (f" — {c['error']}" if c.get("error") else ""))
             L.append("")
-        L.append(f"### Data-movement dispatches of plain IREE ({target})")
+        L.append(f"### Data-movement dispatches ({target})")
         L.append("")
-        L.append("| model | DM / total | by kind | what they feed (kind -> consumer op) |")
-        L.append("|---|---|---|---|")
+        L.append("Plain IREE's pure data-movement dispatches by kind, what consumes them (IREE "
+                 "names each dispatch after its root op), and what texflow leaves:")
+        L.append("")
+        L.append("| model | plain DM / total | plain by kind | what they feed (kind -> consumer op) | "
+                 "texflow DM / total | texflow by kind |")
+        L.append("|---|---|---|---|---|---|")
         for e in rows:
             fl = _v(e, "plain").get("flow")
             if not fl:
                 continue
             kinds = ", ".join(f"{k} {n}" for k, n in fl["by_kind"].items()) or "none"
             feed = "; ".join(f"{k} ×{n}" for k, n in fl["feeding"].items()) or "–"
+            tf = _v(e, "texflow").get("flow") or {}
+            tk = ", ".join(f"{k} {n}" for k, n in tf.get("by_kind", {}).items()) or \
+                ("none" if tf else "–")
             L.append(f"| {e['model']} | {fl['data_movement']} / {fl['dispatches']} | {kinds} | "
-                     f"{feed} |")
+                     f"{feed} | {tf.get('data_movement', '–')} / {tf.get('dispatches', '–')} | {tk} |")
         L.append("")
     errs = [(e["model"], e["target"], k, d.get("error")) for e in run["results"]
             for k, d in [("build", e)] + list(e.get("variants", {}).items()) if d.get("error")]

@@ -42,6 +42,8 @@ def build_parser():
                    help="print what each texflow pass changed (stderr)")
     p.add_argument("--no-crash-isolation", action="store_true",
                    help="compile in this process (an IREE crash then kills the tool)")
+    p.add_argument("--texflow-verbose", action="store_true",
+                   help="remarks (stderr) on IR the texflow passes left unchanged, and why")
     p.add_argument("--timings", action="store_true", help="print phase timings (stderr)")
     return p
 
@@ -62,6 +64,9 @@ def main_impl(argv) -> int:
                           print_ir_after_all=args.print_ir_after_all)
     if args.compile_to == "end" and not args.output:
         raise TexflowError("missing -o <output.vmfb>")
+    if args.texflow_verbose:
+        from texflow.passes.registry import set_remark_stream
+        set_remark_stream(os.fdopen(os.dup(2), "w"))
     try:
         if args.no_crash_isolation or args.print_ir_after_all:
             result = Compiler(opts).compile_file(args.input)

@@ -29,6 +29,8 @@ def build_parser():
     p.add_argument("--texflow-statistics", action="store_true")
     p.add_argument("--mlir-elide-elementsattrs-if-larger", dest="elide_elements_larger_than",
                    type=int, default=None, help="print large constants as elided resources")
+    p.add_argument("--texflow-verbose", action="store_true",
+                   help="remarks (stderr) on IR the texflow passes left unchanged, and why")
     p.add_argument("--split-input-file", action="store_true",
                    help="treat '// -----' separated chunks as separate modules")
     p.add_argument("--verify-diagnostics", action="store_true",
@@ -93,6 +95,9 @@ def main_impl(argv) -> int:
             text = open(args.input).read()
         except OSError as e:
             raise TexflowError(f"cannot read {args.input}: {e.strerror}") from None
+    if args.texflow_verbose:
+        from texflow.passes.registry import set_remark_stream
+        set_remark_stream(os.fdopen(os.dup(2), "w"))
     session = CompilerSession()
     chunks = text.split("\n// -----\n") if args.split_input_file else [text]
     # Pad each chunk with blank lines so diagnostics keep the file's line numbers.
