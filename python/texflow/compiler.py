@@ -8,6 +8,7 @@ passes as a Python `ir.Operation`, then back to IREE without re-parsing.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import sys
@@ -67,6 +68,7 @@ class CompileOptions:
     memory_budget: str | None = None  # e.g. "64MiB": plan weight streaming (wstream)
     plan_time_limit: float = 10.0  # CP-SAT seconds
     plan_manifest: str | None = None  # write the streaming plan as JSON here
+    weight_archive: str | None = None  # write the planned weights here (.irpa); needs plan_manifest
     print_ir_after_all: bool = False  # print IR after each texflow pass (stderr)
     ir_stream: object = None  # where print_ir_after_all prints (default stderr)
 
@@ -81,6 +83,7 @@ class CompileResult:
     mlir: str | None = None
     statistics: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    weight_archive: dict | None = None  # key -> {function, group, index, shape, dtype, bytes, sha256}
 
 
 ALL_PHASES = iree_phases.IREE_PHASES[:2] + TEXFLOW_PHASE_NAMES + iree_phases.IREE_PHASES[2:]
@@ -201,6 +204,14 @@ class Compiler:
             if stream is not None:
                 stream.flush()
             result.timings[phase.name] = time.perf_counter() - t0
+            # The weights exist as wstream IR only between this phase and finalize.
+            if phase.name == "texflow-wstream" and self.options.weight_archive \
+                    and self.options.plan_manifest and os.path.exists(self.options.plan_manifest):
+                from texflow.streaming.archive import write_weight_archive
+                with open(self.options.plan_manifest) as f:
+                    manifest = json.load(f)
+                result.weight_archive = write_weight_archive(module, manifest,
+                                                             self.options.weight_archive)
             if stop_after == phase.name:
                 return
 

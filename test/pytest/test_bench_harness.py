@@ -159,3 +159,38 @@ def test_ort_child_interleaved(tiny):
     with harness.OrtChild(path, path.parent / "inputs.npz", threads=1) as ort:
         t = harness.time_interleaved({"ort": ort, "noop": lambda: None}, reps=3, warmup=1)
     assert len(t["ort"]) == 3 and all(isinstance(v, float) and v > 0 for v in t["ort"])
+
+
+def test_param_archive_loader(tmp_path):
+    """The GPU runner's path (weights in a parameter archive shared by the variants), on the CPU."""
+    import subprocess
+
+    import onnx
+    from onnx import TensorProto as T
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    from texflow.bench import gpu
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((64, 128)).astype(np.float32)  # 8192 elements: externalized
+    g = h.make_graph([h.make_node("MatMul", ["x", "W"], ["out"])], "g",
+                     [h.make_tensor_value_info("x", T.FLOAT, [4, 64])],
+                     [h.make_tensor_value_info("out", T.FLOAT, [4, 128])],
+                     initializer=[nh.from_array(w, "W")])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "p.onnx"))
+    subprocess.run(["iree-import-onnx", str(tmp_path / "p.onnx"), "--externalize-params",
+                    "--num-elements-threshold=4096", "--save-params-to", str(tmp_path / "p.irpa"),
+                    "-o", str(tmp_path / "p.mlir")], check=True, capture_output=True)
+    assert (tmp_path / "p.irpa").stat().st_size >= w.nbytes
+    vmfbs = {v: harness.compile_variant(tmp_path / "p.mlir", "llvm-cpu", harness.VARIANTS[v],
+                                        count_dispatches=False)["vmfb"] for v in ("plain", "texflow")}
+    assert all(len(b) < w.nbytes for b in vmfbs.values())  # the weights are not in the modules
+    import iree.runtime as rt
+    config = rt.Config("local-task")
+    x = rng.standard_normal((4, 64)).astype(np.float32)
+    out = harness.run_modules(vmfbs, "local-task", [x], [x @ w], reps=2, warmup=1,
+                              loader=gpu.param_loader(config, tmp_path / "p.irpa", "local-task"))
+    assert out["plain"]["max_rel"] < 1e-5 and out["texflow"]["max_rel"] < 1e-5
+    assert "ratio_vs_plain" in out["texflow"]

@@ -140,3 +140,28 @@ def test_run_bad_input(model_file, tmp_path):
     assert_one_line_error(rc, err, "run", "no function 'nope'")
     rc, _, err = run("run", d / "m2.vmfb", "--device=cuda", "--input=1x16x32xf32=1")
     assert_one_line_error(rc, err, "run", "unknown driver 'cuda'")
+
+
+def test_memory_budget_outputs(tmp_path):
+    """--memory-budget: plan manifest, weight archive and chart beside the module."""
+    import json
+    pytest.importorskip("matplotlib")
+    onnx.save(onnx_models.attention(S=16, D=32, H=4), tmp_path / "a.onnx")
+    out = tmp_path / "a.vmfb"
+    rc, _, err = run("compile", tmp_path / "a.onnx", "-o", out, "--memory-budget=64KiB",
+                     "--plan-chart", tmp_path / "plan.png")
+    assert rc == 0, err
+    plan = json.loads((tmp_path / "a.vmfb.plan.json").read_text())
+    assert plan["summary"]["budget_bytes"] == 64 * 1024
+    assert plan["archive"]["file"] == "a.vmfb.irpa" and plan["archive"]["weights"]
+    from texflow.streaming.archive import read_weight_archive
+    weights = read_weight_archive(str(tmp_path / "a.vmfb.irpa"))
+    assert set(weights) == set(plan["archive"]["weights"])
+    assert (tmp_path / "plan.png").read_bytes()[:4] == b"\x89PNG"
+    # an impossible budget: one line, nothing written
+    out2 = tmp_path / "b.vmfb"
+    rc, _, err = run("compile", tmp_path / "a.onnx", "-o", out2, "--memory-budget=1KiB")
+    assert_one_line_error(rc, err, "compile", "is below the minimum")
+    assert not [f for f in os.listdir(tmp_path) if f.startswith("b.vmfb")]
+    rc, _, err = run("compile", tmp_path / "a.onnx", "-o", out2, "--memory-budget=lots")
+    assert_one_line_error(rc, err, "compile", "lots")

@@ -6,6 +6,10 @@ Modules:
 - `classify` counts dispatches and classifies the pure data-movement ones (flow-level IR).
 - `harness`  compiles each variant and times them interleaved (A/B) in one process.
 - `report`   writes Markdown, JSON and a PNG chart into a results folder.
+- `gpu`      prepares modules here and runs them on the device tool's NVIDIA machine (Vulkan).
+
+Run it as `python -m texflow.bench --help` (or `texflow-bench`); `benchmarks/README.md` explains
+the committed report.
 
 Heavy dependencies (torch, transformers, diffusers, onnxruntime, matplotlib) come with the
 `bench` extra and are imported lazily: `classify` and the harness core need only numpy.

@@ -68,7 +68,7 @@ class CachedModel:
 
 # -- torch / torchvision import ------------------------------------------------------
 def import_torch():
-    """Import torch, refusing a CUDA build (the suite is specified on the CPU build)."""
+    """Import torch, warning about a CUDA build (the suite is specified on the CPU build)."""
     import torch
     if torch.version.cuda:
         import warnings

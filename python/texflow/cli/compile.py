@@ -35,6 +35,8 @@ def build_parser():
     p.add_argument("--memory-budget", default=None, metavar="BYTES",
                    help="plan weight streaming under this peak memory (e.g. 64MiB); "
                         "the plan is written beside the output as <output>.plan.json")
+    p.add_argument("--plan-chart", default=None, metavar="FILE",
+                   help="draw the streaming plan (.png/.svg/.pdf): loads vs compute, memory curve")
     p.add_argument("--plan-time-limit", type=float, default=10.0, help="CP-SAT time limit (s)")
     p.add_argument("--print-ir-after-all", action="store_true",
                    help="print the IR after each texflow pass to stderr")
@@ -56,9 +58,15 @@ def main_impl(argv) -> int:
     manifest_tmp = None
     if args.memory_budget and args.output and args.output != "-":
         manifest_tmp = args.output + ".plan.json.tmp"
+    archive_tmp = args.output + ".irpa.tmp" if manifest_tmp else None
+    if args.plan_chart:
+        if not manifest_tmp:
+            raise TexflowError("--plan-chart needs --memory-budget and -o <file>")
+        from texflow.streaming.chart import require_matplotlib
+        require_matplotlib()  # fail before compiling
     opts = CompileOptions(target=args.target, iree_flags=extra, layout=not args.no_layout,
                           memory_budget=args.memory_budget, plan_time_limit=args.plan_time_limit,
-                          plan_manifest=manifest_tmp,
+                          plan_manifest=manifest_tmp, weight_archive=archive_tmp,
                           layout_pipeline=args.layout_pipeline, compile_to=args.compile_to,
                           compile_from=args.compile_from,
                           print_ir_after_all=args.print_ir_after_all)
@@ -73,8 +81,9 @@ def main_impl(argv) -> int:
         else:
             result = compile_isolated(args.input, opts)
     except BaseException:
-        if manifest_tmp and os.path.exists(manifest_tmp):
-            os.unlink(manifest_tmp)
+        for tmp in (manifest_tmp, archive_tmp):
+            if tmp and os.path.exists(tmp):
+                os.unlink(tmp)
         raise
     if args.texflow_statistics:
         for pname, stats in result.statistics.items():
@@ -86,7 +95,21 @@ def main_impl(argv) -> int:
     data = result.vmfb if result.vmfb is not None else result.mlir
     write_atomically(args.output or "-", data)
     if manifest_tmp and os.path.exists(manifest_tmp):
+        if result.weight_archive:  # record the archive's keys in the manifest
+            with open(manifest_tmp) as f:
+                manifest = json.load(f)
+            manifest_list = manifest if isinstance(manifest, list) else [manifest]
+            for m in manifest_list:
+                m["archive"] = {"file": os.path.basename(args.output) + ".irpa",
+                                "weights": result.weight_archive}
+            write_atomically(manifest_tmp, json.dumps(manifest, indent=1))
         os.replace(manifest_tmp, args.output + ".plan.json")
+    if archive_tmp and os.path.exists(archive_tmp):
+        os.replace(archive_tmp, args.output + ".irpa")
+    if args.plan_chart and os.path.exists(args.output + ".plan.json"):
+        from texflow.streaming.chart import plan_chart
+        with open(args.output + ".plan.json") as f:
+            plan_chart(json.load(f), args.plan_chart)
     return 0
 
 
