@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export TEXFLOW_REQUIRE_VULKAN=${TEXFLOW_REQUIRE_VULKAN:-1}
-python3 -m lit -sv .
+python3 -c 'import sys, lit.main; sys.argv[0] = "lit"; lit.main.main()' -sv .
 python3 -m pytest -q "$@" test/pytest
