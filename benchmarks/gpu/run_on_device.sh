@@ -6,11 +6,12 @@
 #   - runs ../shared/gpu/prepare.sh (or shared/gpu/prepare.sh): .gpu/whl (iree-base-runtime for the
 #     device's Python 3.12), .gpu/gl (Vulkan loader + glvnd), .gpu/activate.sh;
 #   - compiles the models for vulkan-nvidia (--iree-vulkan-target=ampere; hopper crashes IREE
-#     3.13), plain and texflow, into .gpu/bench with their inputs and ONNX Runtime outputs.
-#   .gpu/ is git-ignored; a device call carries at most 64 MiB, so prepare a few small models per
-#   call (weights are embedded in the modules, fp32, twice: plain and texflow). Fits: vit (~45 MiB),
-#   mobilenetv2 (~28), sdunet (~50), mobilenetv2 alone with room to spare; resnet18 (~94 MiB),
-#   bert, gpt2, llama do not fit in one call.
+#     3.13), plain and texflow, into .gpu/bench with their inputs and ONNX Runtime outputs. The
+#     weights go once per model into an IREE parameter archive (<model>.irpa) that both variants'
+#     small modules read, so a call carries the weights once.
+#   .gpu/ is git-ignored; a device call carries at most 64 MiB (the runtime wheel and Vulkan
+#   loader take ~20), so prepare at most ~44 MiB of models per call: vit (23 MiB) + mobilenetv2
+#   (14), or sdunet (25) alone; resnet18 (47), bert (114), gpt2 (271) and llama (176) do not fit.
 #
 # Step 2, the device tool's `run` (one call per prepared set), with
 #     carry: [".gpu"]

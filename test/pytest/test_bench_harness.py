@@ -1,7 +1,6 @@
 """The benchmark harness on tiny onnx.helper models (fast), and one real model (slow)."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -140,9 +139,8 @@ def test_cache_dir_env(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_real_model_end_to_end(request, tmp_path):
-    if not (request.config.getoption("--run-slow", default=False) or os.environ.get("TEXFLOW_RUN_SLOW")):
-        pytest.skip("slow: pass --run-slow or set TEXFLOW_RUN_SLOW=1")
+def test_real_model_end_to_end(tmp_path):
+    """Builds (or reuses the cached) MobileNetV2 and runs the whole CLI on it (--run-slow)."""
     pytest.importorskip("torch")
     from texflow.bench.__main__ import main
     rc = main(["--models", "mobilenetv2", "--reps", "2", "--warmup", "1", "--threads", "2",
