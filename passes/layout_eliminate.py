@@ -79,6 +79,9 @@ class EliminateLayout(Pass):
 
     @dataclasses.dataclass
     class Options:
+        fold_into_producers: bool = dataclasses.field(
+            default=False, metadata={"help": "let contractions write the layout a transform chain "
+                                             "after them produces (SmartMem 'eliminate 2nd')"})
         fold_into_contractions: bool = dataclasses.field(
             default=True, metadata={"help": "fold permutations into matmul/reduction operand maps"})
         push_through_elementwise: bool = dataclasses.field(
@@ -103,6 +106,11 @@ class EliminateLayout(Pass):
                 o.erase()
 
     def step(self, module) -> bool:
+        if self.options.fold_into_producers:
+            for o in irutil.collect(module, {T_NAME}):
+                t = as_transform(o)
+                if t.kind == "permute" and list(t.result.uses) and self._fold_into_producer(t):
+                    return True
         if self.options.fold_into_contractions and self.expand_fold_chains(module):
             return True
         for o in irutil.collect(module, {T_NAME}):
@@ -228,6 +236,14 @@ class EliminateLayout(Pass):
             return False
         self.bump(f"permutations folded into {user.name} operand maps")
         return True
+
+    def _fold_into_producer(self, t: TransformOp) -> bool:
+        from .layout_expand_fold import chain_to, try_fold_into_producer
+        n = len(chain_to(t.result))
+        if try_fold_into_producer(t):
+            self.bump("transforms folded into the producing contraction's output", n)
+            return True
+        return False
 
     def expand_fold_chains(self, module) -> bool:
         """Chains with a permutation feeding a contraction that no single map

@@ -309,3 +309,151 @@ def _rewrite(g, operand_index, x, plan, rebuild_generic):
                 cv = _value(tensor.collapse_shape(r_old.type, r_new, _reassoc_attr(groups)))
                 r_old.replace_all_uses_with(cv)
     g.erase()
+
+
+def _init_like(init, shape):
+    """A new init of `shape` built like `init` (tensor.empty, or a fill of one)."""
+    et = ir.RankedTensorType(init.type).element_type
+    p = irutil.producer(init)
+    if p is None:
+        return None
+    if p.name == "tensor.empty":
+        return tensor.empty(list(shape), et)
+    if p.name == "linalg.fill":
+        fill_val = p.operands[0]
+        return _value(linalg.fill(fill_val, outs=[tensor.empty(list(shape), et)]))
+    return None
+
+
+def try_fold_into_producer(t) -> bool:
+    """SmartMem's "eliminate 2nd": a contraction writes its result directly in
+    the layout a reshape/permute chain after it produces (ILD&Var ops have a
+    variable output layout).  Its parallel loops are split and reordered to
+    follow the chain's result; operands indexed by a split loop get a free
+    expand_shape.  Works for any number of users of the chain's result."""
+    from .layout_eliminate import DEFAULT_MATMUL_MAPS, rebuild_generic
+    chain = chain_to(t.result)
+    if not chain or not any(c.kind == "permute" for c in chain):
+        return False
+    if any(len(list(c.result.uses)) != 1 for c in chain[:-1]):
+        return False
+    r = chain[0].source
+    p = irutil.producer(r)
+    if p is None or len(list(r.uses)) != 1 or len(p.results) != 1:
+        return False
+    if p.name in ("linalg.matmul", "linalg.batch_matmul"):
+        maps = affine_maps(p) or [ir.AffineMapAttr(ir.Attribute.parse(s)).value
+                                  for s in DEFAULT_MATMUL_MAPS[p.name].split("|")]
+        iters = ["parallel"] * (maps[0].n_dims - 1) + ["reduction"]
+    elif p.name == "linalg.generic" and "reduction" in iterator_types(p) and not \
+            _uses_index(p):
+        maps, iters = affine_maps(p), iterator_types(p)
+    else:
+        return False
+    if any(map_dims(m) is None for m in maps):
+        return False
+    r_shape, v_shape = static_shape(r), static_shape(t.result)
+    if r_shape is None or v_shape is None:
+        return False
+    m = ie.identity_map(len(r_shape))
+    for c in chain:
+        m = ie.compose(m, c.index_map(), c.result_shape)
+    from .layout_expand_fold import _mixed_radix
+    digits = []
+    for j, e in enumerate(m):
+        if e.is_const() and e.const == 0 and r_shape[j] == 1:
+            digits.append([])
+            continue
+        d = _mixed_radix(e, v_shape, r_shape[j])
+        if d is None:
+            return False
+        digits.append(d)
+    used = [vd for ds in digits for vd, _ in ds]
+    if len(used) != len(set(used)) or any(v_shape[i] > 1 and i not in used for i in range(len(v_shape))):
+        return False
+    # pair unit dims of r with unit dims of v (a batch of 1 stays a loop of 1)
+    free_units = [i for i, n in enumerate(v_shape) if n == 1 and i not in used]
+    for j, ds in enumerate(digits):
+        if not ds and free_units:
+            digits[j] = [(free_units.pop(0), 1)]
+    out_dims = map_dims(maps[-1])
+    n_in = len(inputs_of(p))
+    if any(iters[out_dims[j]] != "parallel" for j in range(len(r_shape))):
+        return False
+    # new loop numbering: old loops in order, r-dim loops replaced by their digits
+    loop_of_r = {out_dims[j]: j for j in range(len(r_shape))}
+    new_loops, new_iters, vdim_loop = {}, [], {}
+    for l in range(maps[0].n_dims):
+        if l in loop_of_r:
+            ids = []
+            for vd, _ in digits[loop_of_r[l]]:
+                vdim_loop[vd] = len(new_iters)
+                ids.append(len(new_iters))
+                new_iters.append("parallel")
+            new_loops[l] = ids
+        else:
+            new_loops[l] = [len(new_iters)]
+            new_iters.append(iters[l])
+    for i, n in enumerate(v_shape):  # unit dims of v that no digit covers
+        if i not in vdim_loop:
+            vdim_loop[i] = len(new_iters)
+            new_iters.append("parallel")
+    n_new = len(new_iters)
+
+    def amap(ids):
+        return ir.AffineMap.get(n_new, 0, [ir.AffineDimExpr.get(i) for i in ids])
+
+    with ir.InsertionPoint(p), p.location:
+        new_ins, new_maps = [], []
+        for v, mp in zip(inputs_of(p), maps[:n_in]):
+            dims = map_dims(mp)
+            shape = static_shape(v)
+            if shape is None:
+                return False
+            groups, nshape, ids, k = [], [], [], 0
+            for d, n in zip(dims, shape):
+                if d in loop_of_r and len(digits[loop_of_r[d]]) != 1:
+                    sizes = [sz for _, sz in digits[loop_of_r[d]]]
+                    if not sizes:  # unit r dim read by this operand: keep it as a unit
+                        groups.append([k]); nshape.append(n); k += 1
+                        ids.append(n_new)  # placeholder, fixed below
+                        continue
+                    if prod(sizes) != n:
+                        return False  # broadcast over a split loop
+                    groups.append(list(range(k, k + len(sizes))))
+                    nshape += sizes
+                    ids += new_loops[d]
+                    k += len(sizes)
+                else:
+                    groups.append([k]); nshape.append(n); k += 1
+                    ids += new_loops[d] if new_loops[d] else [n_new]
+            if n_new in ids:
+                return False
+            if nshape != shape:
+                et = ir.RankedTensorType(v.type).element_type
+                v = _value(tensor.expand_shape(ir.RankedTensorType.get(nshape, et), v,
+                                               _reassoc_attr(groups), [], nshape))
+            new_ins.append(v)
+            new_maps.append(amap(ids))
+        init = _init_like(outputs_of(p)[0], v_shape)
+        if init is None:
+            return False
+        new_maps.append(amap([vdim_loop[i] for i in range(len(v_shape))]))
+    g = generalize_contraction(p) if p.name != "linalg.generic" else p
+    if g is None:
+        return False
+    with ir.InsertionPoint(g), g.location:
+        new = rebuild_generic(g, new_ins, [init], new_maps, new_iters, [t.result.type])
+        new.move_before(g)
+    t.result.replace_all_uses_with(new.results[0])
+    for c in reversed(chain):
+        if not list(c.result.uses):
+            c.operation.erase()
+    if not list(g.results[0].uses):
+        g.erase()
+    return True
+
+
+def _uses_index(op) -> bool:
+    from .layout_common import uses_index_op
+    return uses_index_op(op)

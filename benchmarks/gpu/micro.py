@@ -18,6 +18,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+PRODUCERS = ("texflow-verify-layout,texflow-raise-layout,"
+             "texflow-eliminate-layout{fold-into-producers=true},texflow-lower-layout,"
+             "texflow-verify-layout,canonicalize,cse")
+# (name, layout phase on, layout pipeline or None for the default)
+VARIANTS = (("plain", False, None), ("texflow", True, None), ("producers", True, PRODUCERS))
 
 
 def prepare(d: Path):
@@ -38,11 +43,12 @@ def prepare(d: Path):
         np.savez(d / f"case{i}.inputs.npz", *x)
         np.savez(d / f"case{i}.ref.npz", *om.ort_reference(m, x))
         entry = {"case": name, "file": f"case{i}", "variants": {}}
-        for v, layout in (("plain", False), ("texflow", True)):
-            c = Compiler(CompileOptions(target="vulkan-nvidia", layout=layout))
+        for v, layout, pipe in VARIANTS:
+            kw = {"layout_pipeline": pipe} if pipe else {}
+            c = Compiler(CompileOptions(target="vulkan-nvidia", layout=layout, **kw))
             (d / f"case{i}.{v}.vmfb").write_bytes(c.compile_file(str(p)).vmfb)
-            flow = Compiler(CompileOptions(target="vulkan-nvidia", layout=layout,
-                                           compile_to="flow")).compile_file(str(p)).mlir
+            flow = Compiler(CompileOptions(target="vulkan-nvidia", layout=layout, compile_to="flow",
+                                           **kw)).compile_file(str(p)).mlir
             s = summarize(flow)
             entry["variants"][v] = {"dispatches": s.dispatches, "data_movement": s.data_movement}
         p.unlink()
@@ -62,7 +68,7 @@ def run(d: Path, out: Path, reps: int):
         with np.load(d / f"{f}.ref.npz") as z:
             ref = [z[k] for k in sorted(z.files)]
         mods, fns, row = {}, {}, {"case": e["case"]}
-        for v in ("plain", "texflow"):
+        for v in e["variants"]:
             m = Module(str(d / f"{f}.{v}.vmfb"), driver="vulkan")
             y = m(*x)
             row[f"{v}_max_abs"] = float(max(np.abs(a - b).max() for a, b in zip(y, ref)))
@@ -83,7 +89,9 @@ def run(d: Path, out: Path, reps: int):
                 times[v].append(time.perf_counter() - t0)
         for v in fns:
             row[f"{v}_median_ms"] = statistics.median(times[v]) * 1e3
-        row["ratio"] = statistics.median(a / b for a, b in zip(times["texflow"], times["plain"]))
+        for v in fns:
+            if v != "plain":
+                row[f"{v}_ratio"] = statistics.median(a / b for a, b in zip(times[v], times["plain"]))
         rows.append(row)
         print(row, flush=True)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_models
-from texflow.compiler import CompileOptions, Compiler
+from texflow.compiler import GPU_LAYOUT_PIPELINE, CompileOptions, Compiler
 from texflow.dialects.layout import Quadrant
 from texflow.passes.layout_classify import Action, fused_quadrant, pair_rule
 from texflow.runtime import Module
@@ -125,8 +125,11 @@ def test_random_graphs_match_onnxruntime(tmp_path_factory, model):
     onnx.save(model, d / "m.onnx")
     x = onnx_models.random_inputs(model)
     ref = onnx_models.ort_reference(model, x)[0]
-    for layout in (True, False):
-        res = Compiler(CompileOptions(target="llvm-cpu", layout=layout)).compile_file(str(d / "m.onnx"))
+    # plain IREE, texflow's CPU pipeline, and its GPU pipeline (which also folds
+    # transforms into producing contractions), all run on llvm-cpu
+    for layout, pipe in ((False, None), (True, None), (True, GPU_LAYOUT_PIPELINE)):
+        res = Compiler(CompileOptions(target="llvm-cpu", layout=layout, layout_pipeline=pipe)
+                       ).compile_file(str(d / "m.onnx"))
         out = Module(res.vmfb)(*x)[0]
         np.testing.assert_allclose(out, ref, rtol=2e-4, atol=2e-4,
-                                   err_msg=f"layout={layout} stats={res.statistics}")
+                                   err_msg=f"layout={layout} pipeline={pipe} stats={res.statistics}")

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from texflow.compiler import ALL_PHASES, DEFAULT_LAYOUT_PIPELINE, CompileOptions, Compiler, compile_isolated, write_atomically
+from texflow.compiler import ALL_PHASES, CompileOptions, Compiler, compile_isolated, write_atomically
 from texflow.errors import TexflowError
 from texflow.targets import TARGETS
 
@@ -30,8 +30,9 @@ def build_parser():
     p.add_argument("--compile-from", default="start", choices=["start", "input"],
                    help="'input' if the .mlir is already at IREE's input level")
     p.add_argument("--no-layout", action="store_true", help="skip texflow's layout phase (plain IREE)")
-    p.add_argument("--layout-pipeline", default=DEFAULT_LAYOUT_PIPELINE,
-                   help="texflow passes of the layout phase")
+    p.add_argument("--layout-pipeline", default=None,
+                   help="texflow passes of the layout phase (default: the target's, see "
+                        "texflow.compiler.default_layout_pipeline)")
     p.add_argument("--memory-budget", default=None, metavar="BYTES",
                    help="plan weight streaming under this peak memory (e.g. 64MiB); "
                         "the plan is written beside the output as <output>.plan.json")
