@@ -50,14 +50,15 @@ def build(seed: int = 0) -> onnx.ModelProto:
     t = node("Mul", [t, sg], "silu2")
     h = node("Transpose", [t], "t2b", perm=[0, 3, 1, 2])
     h = node("Conv", [h, w("w2", C2, C2, 3, 3, scale=0.1), w("b2", C2)], "c2", pads=[1, 1, 1, 1])
-    # head: NHWC-wrapped bias + ReLU, pool, classifier
-    t = node("Transpose", [h], "t3", perm=[0, 2, 3, 1])
-    t = node("Add", [t, w("a3", C2)], "a3o")
+    # head, ViT style: the feature map becomes tokens (flatten(2).transpose(1, 2)),
+    # a token projection, then mean over tokens and a classifier
+    inits.append(numpy_helper.from_array(np.array([1, C2, HW * HW], np.int64), "tok_shape"))
+    t = node("Reshape", [h, "tok_shape"], "tok")
+    t = node("Transpose", [t], "tokT", perm=[0, 2, 1])
+    t = node("MatMul", [t, w("wt", C2, C2, scale=C2 ** -0.5)], "proj")
     t = node("Relu", [t], "r3")
-    h = node("Transpose", [t], "t3b", perm=[0, 3, 1, 2])
-    h = node("GlobalAveragePool", [h], "gap")
-    h = node("Flatten", [h], "flat")
-    node("Gemm", [h, w("wf", C2, CLASSES), w("bf", CLASSES)], "y")
+    t = node("ReduceMean", [t], "pooled", axes=[1], keepdims=0)
+    node("Gemm", [t, w("wf", C2, CLASSES), w("bf", CLASSES)], "y")
     g = helper.make_graph(nodes, "example", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, HW, HW, C0])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, CLASSES])], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="texflow-example")
