@@ -270,12 +270,113 @@ class EliminateLayout(Pass):
     # -- ILI&Var: push through elementwise ops to meet the inverse -------------
     def push_through_elementwise(self, t: TransformOp) -> bool:
         uses = list(t.result.uses)
-        if len(uses) != 1:
+        if len(uses) == 1:
+            e = uses[0].owner.operation
+            if is_elementwise(e) and self._meets_transform(t, e):
+                return self._rebuild_in_source_layout(t, e)
+        return self._push_through_region(t)
+
+    def _push_through_region(self, t: TransformOp) -> bool:
+        """The DAG version: the elementwise ops reachable from `t` (values with
+        several users included, e.g. SiLU's x * sigmoid(x)) form a region whose
+        every exit is a transform composing with `t` to a permutation.  The
+        whole region is rebuilt in `t`'s source layout; at least one exit must
+        cancel, so the number of transforms never grows."""
+        perm = t.permutation
+        rank = len(perm)
+        region, exits, work, seen = [], [], [t.result], []
+        while work:
+            v = work.pop()
+            for use in list(v.uses):
+                u = use.owner.operation
+                t2 = as_transform(u)
+                if t2 is not None:
+                    if t2.kind != "permute" or any(u == x.operation for x in exits):
+                        if t2.kind != "permute":
+                            return False
+                        continue
+                    exits.append(t2)
+                    continue
+                if any(u == r for r in region):
+                    continue
+                if not is_elementwise(u) or _reads_output(u):
+                    return False
+                maps = affine_maps(u)
+                if map_dims(maps[-1]) != list(range(rank)) or maps[-1].n_dims != rank:
+                    return False
+                region.append(u)
+                if len(region) > 64:
+                    return False
+                work.append(u.results[0])
+        if not region or not exits:
             return False
-        e = uses[0].owner.operation
-        if not is_elementwise(e) or not self._meets_transform(t, e):
+        gains = 0
+        for t2 in exits:
+            m = ie.compose(t.index_map(), t2.index_map(), t2.result_shape)
+            p2 = ie.as_permutation(m, t.source_shape, t2.result_shape)
+            if p2 is None:
+                return False
+            gains += p2 == list(range(rank))
+        if not gains:
             return False
-        return self._rebuild_in_source_layout(t, e)
+        import functools
+        region.sort(key=functools.cmp_to_key(lambda a, b: -1 if a.is_before_in_block(b) else 1))
+        mapping = [(t.result, t.source)]
+
+        def mapped(v):
+            for old, new in mapping:
+                if old == v:
+                    return new
+            return None
+
+        src_shape = t.source_shape
+        new_ops = []
+        for e in region:
+            maps = affine_maps(e)
+            new_ins, new_maps = [], []
+            for v, m in zip(inputs_of(e), maps[:-1]):
+                dims = map_dims(m)
+                if dims is None:
+                    return False  # checked by is_elementwise/map_dims above in practice
+                nv = mapped(v)
+                if nv is not None and dims == list(range(rank)):
+                    new_ins.append(nv)
+                    new_maps.append(ir.AffineMap.get_identity(rank))
+                    continue
+                if nv is not None:
+                    return False
+                nd = [perm[d] for d in dims]
+                cv, nd = self._relayout_constant(v, nd)
+                new_ins.append(cv)
+                new_maps.append(ir.AffineMap.get(rank, 0, [ir.AffineDimExpr.get(d) for d in nd]))
+            new_maps.append(ir.AffineMap.get_identity(rank))
+            et = ir.RankedTensorType(e.results[0].type).element_type
+            with ir.InsertionPoint(e), e.location:
+                init = tensor.empty(list(src_shape), et)
+                ne = rebuild_generic(e, new_ins, [init], new_maps, iterator_types(e),
+                                     [ir.RankedTensorType.get(list(src_shape), et)])
+                ne.move_before(e)
+            mapping.append((e.results[0], ne.results[0]))
+            new_ops.append(ne)
+        for t2 in exits:
+            nv = mapped(t2.source)
+            m = ie.compose(t.index_map(), t2.index_map(), t2.result_shape)
+            p2 = ie.as_permutation(m, t.source_shape, t2.result_shape)
+            if p2 == list(range(rank)):
+                t2.result.replace_all_uses_with(nv)
+                self.bump("transforms cancelled (compose: identity)")
+            else:
+                with ir.InsertionPoint(t2.operation), t2.operation.location:
+                    n2 = TransformOp.permute(nv, p2)
+                t2.result.replace_all_uses_with(n2.result)
+            t2.operation.erase()
+        for e in reversed(region):
+            e.erase()
+        if not list(t.result.uses):
+            t.operation.erase()
+            self.bump("transforms cancelled (compose: identity)")
+        self.bump("permutations pushed through elementwise regions", len(region))
+        return True
 
     def _meets_transform(self, t: TransformOp, e) -> bool:
         """Does the single-use elementwise chain from `e` end in a transform
