@@ -62,7 +62,8 @@ def graphs(draw):
         return name
 
     for _ in range(draw(st.integers(2, 6))):
-        ops = ["transpose", "reshape", "relu", "add", "mul", "matmul", "softmax", "layernorm"]
+        ops = ["transpose", "reshape", "relu", "add", "mul", "matmul", "softmax", "layernorm",
+               "silu", "transpose_pair"]
         if len(shape) == 4 and shape[0] == 1:
             ops.append("conv")
         op = draw(st.sampled_from(ops))
@@ -86,6 +87,20 @@ def graphs(draw):
             nodes.append(helper.make_node("Reshape", [cur, const(np.array(shape, np.int64))], [out]))
         elif op == "relu":
             nodes.append(helper.make_node("Relu", [cur], [out]))
+        elif op == "silu":  # a value with two users: x * sigmoid(x)
+            sg = fresh()
+            nodes.append(helper.make_node("Sigmoid", [cur], [sg]))
+            nodes.append(helper.make_node("Mul", [cur, sg], [out]))
+        elif op == "transpose_pair":  # Transpose -> elementwise DAG -> inverse Transpose
+            perm = [0] + [p + 1 for p in draw(st.permutations(range(len(shape) - 1)))]
+            inv = [perm.index(i) for i in range(len(perm))]
+            a, b, c = fresh(), fresh(), fresh()
+            pshape = [shape[p] for p in perm]
+            nodes += [helper.make_node("Transpose", [cur], [a], perm=perm),
+                      helper.make_node("Add", [a, const(rng.standard_normal(pshape))], [b]),
+                      helper.make_node("Sigmoid", [b], [c]),
+                      helper.make_node("Mul", [b, c], [c + "m"]),
+                      helper.make_node("Transpose", [c + "m"], [out], perm=inv)]
         elif op == "add":
             bshape = shape[-1:] if draw(st.booleans()) else shape
             nodes.append(helper.make_node("Add", [cur, const(rng.standard_normal(bshape))], [out]))
