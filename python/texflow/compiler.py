@@ -229,6 +229,9 @@ class Compiler:
         o = self.options
         result = CompileResult()
         to = o.compile_to
+        if o.compile_from == "start" and to == "start":
+            result.mlir = _asm(module)  # the imported module, before any IREE pass
+            return result
         if o.compile_from == "start":
             t0 = time.perf_counter()
             stop = "input" if to in ALL_PHASES[ALL_PHASES.index("input"):] else to

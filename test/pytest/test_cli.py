@@ -52,6 +52,9 @@ def test_compile_and_run(model_file):
 
 def test_compile_to_phases_print_mlir(model_file):
     d = model_file
+    rc, out, err = run("compile", d / "m.onnx", "--compile-to=start")
+    assert rc == 0, err
+    assert 'torch.operator "onnx.MatMul"' in out
     rc, out, err = run("compile", d / "m.onnx", "--compile-to=input")
     assert rc == 0, err
     assert "linalg" in out and "torch." not in out
