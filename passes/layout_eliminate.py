@@ -40,7 +40,7 @@ from iree.compiler.dialects import arith, tensor
 from texflow import index_expr as ie
 from texflow import irutil
 from texflow.dialects.layout import TransformOp
-from .layout_classify import classify
+
 from .layout_common import (CONTRACTIONS, affine_maps, inputs_of, iterator_types, map_dims,
                             outputs_of, permutation_map_of, set_affine_maps, static_shape,
                             uses_index_op)
@@ -284,7 +284,7 @@ class EliminateLayout(Pass):
         cancel, so the number of transforms never grows."""
         perm = t.permutation
         rank = len(perm)
-        region, exits, work, seen = [], [], [t.result], []
+        region, exits, work = [], [], [t.result]
         while work:
             v = work.pop()
             for use in list(v.uses):

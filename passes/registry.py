@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
-import sys
 import traceback
 import typing
 from typing import ClassVar

@@ -7,6 +7,7 @@ passes as a Python `ir.Operation`, then back to IREE without re-parsing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -295,21 +296,17 @@ def _asm(module) -> str:
     return module.get_asm(large_elements_limit=64, enable_debug_info=False)
 
 
-def write_atomically(path: str, data: bytes | str) -> None:
-    """Write via a temporary file in the same folder, then rename: never half a file."""
-    if path == "-":
-        if isinstance(data, bytes):
-            sys.stdout.buffer.write(data)
-        else:
-            sys.stdout.write(data)
-        return
+@contextlib.contextmanager
+def atomic_output(path: str, suffix: str = ".tmp"):
+    """Yield a temporary path beside `path`; rename it to `path` only if the
+    block succeeds, so a failure never leaves a half-written file."""
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d):
         raise TexflowError(f"output folder does not exist: {d}")
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".texflow-", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".texflow-", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as f:
-            f.write(data)
+        yield tmp
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -318,6 +315,19 @@ def write_atomically(path: str, data: bytes | str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_atomically(path: str, data: bytes | str) -> None:
+    """Write via a temporary file in the same folder, then rename: never half a file."""
+    if path == "-":
+        if isinstance(data, bytes):
+            sys.stdout.buffer.write(data)
+        else:
+            sys.stdout.write(data)
+        return
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
 
 
 def compile_isolated(path: str, options: CompileOptions) -> CompileResult:

@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 
 import numpy as np
 
@@ -300,21 +299,12 @@ def write_weight_archive(module_op_or_constants, manifest, path: str) -> dict:
                           "shape": list(w.array.shape), "dtype": str(w.array.dtype),
                           "element_type": w.element_type, "bytes": int(raw.size),
                           "sha256": digest}
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".texflow-", suffix=".irpa.tmp")
-    os.close(fd)
-    try:
+    from texflow.compiler import atomic_output
+    with atomic_output(path, suffix=".irpa.tmp") as tmp:
         try:
             index.create_archive_file(tmp)
         except (RuntimeError, ValueError, OSError) as e:
             raise TexflowError(f"cannot write parameter archive {path}: {e}") from None
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return mapping
 
 
