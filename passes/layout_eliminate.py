@@ -40,7 +40,6 @@ from iree.compiler.dialects import arith, tensor
 from texflow import index_expr as ie
 from texflow import irutil
 from texflow.dialects.layout import TransformOp
-
 from .layout_common import (CONTRACTIONS, affine_maps, inputs_of, iterator_types, map_dims,
                             outputs_of, permutation_map_of, set_affine_maps, static_shape,
                             uses_index_op)
