@@ -16,15 +16,6 @@ from texflow import irutil
 from .registry import Pass, register_pass
 
 
-def _value(v):
-    """Builders return an OpView when they produce one result; we need the Value."""
-    if isinstance(v, ir.Value):
-        return v
-    if isinstance(v, (ir.OpView, ir.Operation)):
-        return v.results[0]
-    return v[0]  # a result list
-
-
 def compose(outer: list[int], inner: list[int]) -> list[int]:
     """Permutation of transpose(transpose(x, inner), outer) as one transpose.
 
@@ -68,7 +59,7 @@ class ComposeTransposes(Pass):
             else:
                 rtype = ir.RankedTensorType(result.type)
                 init = tensor.empty(list(rtype.shape), rtype.element_type)
-                new_val = _value(linalg.transpose(base, outs=[init], permutation=new_perm))
+                new_val = irutil.result_value(linalg.transpose(base, outs=[init], permutation=new_perm))
         result.replace_all_uses_with(new_val)
         t.erase()
         if not list(inner.results[0].uses):

@@ -27,6 +27,29 @@ def affine_maps(operation) -> list[ir.AffineMap]:
     return [ir.AffineMapAttr(arr[i]).value for i in range(len(arr))]
 
 
+# linalg.matmul / batch_matmul without an `indexing_maps` attribute use these.
+DEFAULT_MATMUL_MAPS = {
+    "linalg.matmul": ("affine_map<(m, n, k) -> (m, k)>", "affine_map<(m, n, k) -> (k, n)>",
+                      "affine_map<(m, n, k) -> (m, n)>"),
+    "linalg.batch_matmul": ("affine_map<(b, m, n, k) -> (b, m, k)>",
+                            "affine_map<(b, m, n, k) -> (b, k, n)>",
+                            "affine_map<(b, m, n, k) -> (b, m, n)>"),
+}
+
+
+def contraction_maps(operation) -> tuple[list[ir.AffineMap], list[str]] | None:
+    """Indexing maps and iterator types of a matmul/batch_matmul (explicit or
+    default maps) or a linalg.generic; None for other ops."""
+    name = operation.name
+    if name in DEFAULT_MATMUL_MAPS:
+        maps = affine_maps(operation) or [ir.AffineMapAttr(ir.Attribute.parse(s)).value
+                                          for s in DEFAULT_MATMUL_MAPS[name]]
+        return maps, ["parallel"] * (maps[0].n_dims - 1) + ["reduction"]
+    if name == "linalg.generic":
+        return affine_maps(operation), iterator_types(operation)
+    return None
+
+
 def set_affine_maps(operation, maps: list[ir.AffineMap]) -> None:
     operation.attributes["indexing_maps"] = ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps])
 

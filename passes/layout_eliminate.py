@@ -40,19 +40,12 @@ from iree.compiler.dialects import arith, tensor
 from texflow import index_expr as ie
 from texflow import irutil
 from texflow.dialects.layout import TransformOp
-from .layout_common import (CONTRACTIONS, affine_maps, inputs_of, iterator_types, map_dims,
+from .layout_common import (CONTRACTIONS, affine_maps, contraction_maps, inputs_of, iterator_types, map_dims,
                             outputs_of, permutation_map_of, set_affine_maps, static_shape,
                             uses_index_op)
 from .registry import Pass, register_pass, remark
 
 T_NAME = TransformOp.OPERATION_NAME
-
-DEFAULT_MATMUL_MAPS = {
-    "linalg.matmul": "affine_map<(m, n, k) -> (m, k)>|affine_map<(m, n, k) -> (k, n)>|affine_map<(m, n, k) -> (m, n)>",
-    "linalg.batch_matmul": ("affine_map<(b, m, n, k) -> (b, m, k)>|affine_map<(b, m, n, k) -> (b, k, n)>"
-                            "|affine_map<(b, m, n, k) -> (b, m, n)>"),
-}
-
 
 def as_transform(o) -> TransformOp | None:
     if o is None or o.name != T_NAME:
@@ -213,12 +206,10 @@ class EliminateLayout(Pass):
         positions = [i for i, v in enumerate(ins) if v == t.result]
         if not positions:
             return False
-        old_maps = affine_maps(user)
-        if not old_maps:
-            if user.name not in DEFAULT_MATMUL_MAPS:
-                return False
-            old_maps = [ir.AffineMap(ir.AffineMapAttr(ir.Attribute.parse(s)).value)
-                        for s in DEFAULT_MATMUL_MAPS[user.name].split("|")]
+        cm = contraction_maps(user)
+        if cm is None:
+            return False
+        old_maps = cm[0]
         maps = list(old_maps)
         for i in positions:
             maps[i] = permutation_map_of(t.permutation, maps[i])

@@ -22,9 +22,10 @@ from iree.compiler.dialects import arith, linalg, tensor
 from texflow import index_expr as ie
 from texflow import irutil
 from texflow.dialects.layout import TransformOp
-from .layout_common import (affine_maps, inputs_of, iterator_types, map_dims, outputs_of,
-                            static_shape)
-from .layout_lower import _reassoc_attr, _value
+from texflow.irutil import result_value
+from .layout_common import (affine_maps, contraction_maps, inputs_of, iterator_types, map_dims,
+                            outputs_of, static_shape, uses_index_op)
+from .layout_lower import _reassoc_attr
 
 
 def chain_to(value) -> list[TransformOp]:
@@ -84,17 +85,13 @@ def generalize_contraction(op):
         return op
     if op.name not in ("linalg.matmul", "linalg.batch_matmul"):
         return None
-    from .layout_eliminate import DEFAULT_MATMUL_MAPS
-    maps = affine_maps(op) or [ir.AffineMapAttr(ir.Attribute.parse(s)).value
-                               for s in DEFAULT_MATMUL_MAPS[op.name].split("|")]
+    maps, iters = contraction_maps(op)
     ins, outs = inputs_of(op), outputs_of(op)
     ets = [ir.RankedTensorType(v.type).element_type for v in ins + outs]
     if any(not isinstance(et, (ir.F32Type, ir.F16Type, ir.F64Type, ir.BF16Type)) for et in ets):
         return None
     if len(set(str(et) for et in ets)) != 1:
         return None
-    n = maps[0].n_dims
-    iters = ["parallel"] * (n - 1) + ["reduction"]
     it_attr = ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{i}>") for i in iters])
     with ir.InsertionPoint(op), op.location:
         g = ir.Operation.create(
@@ -122,13 +119,10 @@ def try_expand_fold(user, operand_index: int, min_chain: int = 1) -> bool:
     chain = chain_to(c)
     if len(chain) < min_chain or not any(t.kind == "permute" for t in chain):
         return False
-    maps = affine_maps(user)
-    if not maps and user.name in ("linalg.matmul", "linalg.batch_matmul"):
-        from .layout_eliminate import DEFAULT_MATMUL_MAPS
-        maps = [ir.AffineMapAttr(ir.Attribute.parse(t)).value
-                for t in DEFAULT_MATMUL_MAPS[user.name].split("|")]
-    if not maps or any(map_dims(m) is None for m in maps):
+    cm = contraction_maps(user)
+    if cm is None or not cm[0] or any(map_dims(m) is None for m in cm[0]):
         return False
+    maps, iters = cm
     c_dims = map_dims(maps[operand_index])
     c_shape = static_shape(c)
     for start in range(len(chain)):
@@ -145,8 +139,6 @@ def try_expand_fold(user, operand_index: int, min_chain: int = 1) -> bool:
         # strided multi-dimensional one (measured: patchify folded into the
         # matmul that way ran 7x slower on llvm-cpu).  Parallel loops split
         # for free.
-        iters = iterator_types(user) if user.name == "linalg.generic" else \
-            ["parallel"] * (maps[0].n_dims - 1) + ["reduction"]
         if any(iters[c_dims[i]] == "reduction" and sum(sz > 1 for _, sz in plan[0][i]) > 1
                for i in range(len(c_shape))):
             continue
@@ -259,7 +251,7 @@ def _rewrite(g, operand_index, x, plan, rebuild_generic):
             return v, new_dims
         et = ir.RankedTensorType(v.type).element_type
         rtype = ir.RankedTensorType.get(new_shape, et)
-        return _value(tensor.expand_shape(rtype, v, _reassoc_attr(groups), [], new_shape)), new_dims
+        return result_value(tensor.expand_shape(rtype, v, _reassoc_attr(groups), [], new_shape)), new_dims
 
     def amap(dims_or_consts):
         exprs = [ir.AffineConstantExpr.get(0) if d is None else ir.AffineDimExpr.get(d)
@@ -278,7 +270,7 @@ def _rewrite(g, operand_index, x, plan, rebuild_generic):
                         k += len(sp)
                         shape += sp
                     et = ir.RankedTensorType(x.type).element_type
-                    xv = _value(tensor.expand_shape(ir.RankedTensorType.get(shape, et), x,
+                    xv = result_value(tensor.expand_shape(ir.RankedTensorType.get(shape, et), x,
                                                     _reassoc_attr(groups), [], shape))
                 new_ins.append(xv)
                 new_maps.append(amap([None if d is None else flat_to_loop[d]
@@ -306,7 +298,7 @@ def _rewrite(g, operand_index, x, plan, rebuild_generic):
             if r_new.type == r_old.type:
                 r_old.replace_all_uses_with(r_new)
             else:
-                cv = _value(tensor.collapse_shape(r_old.type, r_new, _reassoc_attr(groups)))
+                cv = result_value(tensor.collapse_shape(r_old.type, r_new, _reassoc_attr(groups)))
                 r_old.replace_all_uses_with(cv)
     g.erase()
 
@@ -321,7 +313,7 @@ def _init_like(init, shape):
         return tensor.empty(list(shape), et)
     if p.name == "linalg.fill":
         fill_val = p.operands[0]
-        return _value(linalg.fill(fill_val, outs=[tensor.empty(list(shape), et)]))
+        return result_value(linalg.fill(fill_val, outs=[tensor.empty(list(shape), et)]))
     return None
 
 
@@ -331,7 +323,7 @@ def try_fold_into_producer(t) -> bool:
     variable output layout).  Its parallel loops are split and reordered to
     follow the chain's result; operands indexed by a split loop get a free
     expand_shape.  Works for any number of users of the chain's result."""
-    from .layout_eliminate import DEFAULT_MATMUL_MAPS, rebuild_generic
+    from .layout_eliminate import rebuild_generic
     chain = chain_to(t.result)
     if not chain or not any(c.kind == "permute" for c in chain):
         return False
@@ -341,15 +333,10 @@ def try_fold_into_producer(t) -> bool:
     p = irutil.producer(r)
     if p is None or len(list(r.uses)) != 1 or len(p.results) != 1:
         return False
-    if p.name in ("linalg.matmul", "linalg.batch_matmul"):
-        maps = affine_maps(p) or [ir.AffineMapAttr(ir.Attribute.parse(s)).value
-                                  for s in DEFAULT_MATMUL_MAPS[p.name].split("|")]
-        iters = ["parallel"] * (maps[0].n_dims - 1) + ["reduction"]
-    elif p.name == "linalg.generic" and "reduction" in iterator_types(p) and not \
-            _uses_index(p):
-        maps, iters = affine_maps(p), iterator_types(p)
-    else:
+    cm = contraction_maps(p)
+    if cm is None or "reduction" not in cm[1] or uses_index_op(p):
         return False
+    maps, iters = cm
     if any(map_dims(m) is None for m in maps):
         return False
     r_shape, v_shape = static_shape(r), static_shape(t.result)
@@ -358,7 +345,6 @@ def try_fold_into_producer(t) -> bool:
     m = ie.identity_map(len(r_shape))
     for c in chain:
         m = ie.compose(m, c.index_map(), c.result_shape)
-    from .layout_expand_fold import _mixed_radix
     digits = []
     for j, e in enumerate(m):
         if e.is_const() and e.const == 0 and r_shape[j] == 1:
@@ -431,7 +417,7 @@ def try_fold_into_producer(t) -> bool:
                 return False
             if nshape != shape:
                 et = ir.RankedTensorType(v.type).element_type
-                v = _value(tensor.expand_shape(ir.RankedTensorType.get(nshape, et), v,
+                v = result_value(tensor.expand_shape(ir.RankedTensorType.get(nshape, et), v,
                                                _reassoc_attr(groups), [], nshape))
             new_ins.append(v)
             new_maps.append(amap(ids))
@@ -452,8 +438,3 @@ def try_fold_into_producer(t) -> bool:
     if not list(g.results[0].uses):
         g.erase()
     return True
-
-
-def _uses_index(op) -> bool:
-    from .layout_common import uses_index_op
-    return uses_index_op(op)

@@ -15,17 +15,10 @@ from iree.compiler import ir
 from iree.compiler.dialects import linalg, tensor
 
 from texflow import irutil
+from texflow.irutil import result_value
 from texflow.dialects.layout import PHYSICAL_ATTR, QUADRANT_ATTR, TransformOp
 from .layout_common import reassociation
 from .registry import Pass, register_pass
-
-
-def _value(v):
-    if isinstance(v, ir.Value):
-        return v
-    if isinstance(v, (ir.OpView, ir.Operation)):
-        return v.results[0]
-    return v[0]
 
 
 def _reassoc_attr(groups):
@@ -40,9 +33,9 @@ def build_reshape(src, src_shape, dst_shape, et):
     rtype = ir.RankedTensorType.get(dst_shape, et)
     groups = reassociation(src_shape, dst_shape)
     if groups is not None and len(dst_shape) < len(src_shape):
-        return _value(tensor.collapse_shape(rtype, src, _reassoc_attr(groups)))
+        return result_value(tensor.collapse_shape(rtype, src, _reassoc_attr(groups)))
     if groups is not None and len(dst_shape) > len(src_shape):
-        return _value(tensor.expand_shape(rtype, src, _reassoc_attr(groups), [], dst_shape))
+        return result_value(tensor.expand_shape(rtype, src, _reassoc_attr(groups), [], dst_shape))
     flat = [prod(src_shape)]
     mid = build_reshape(src, src_shape, flat, et)
     return build_reshape(mid, flat, dst_shape, et)
@@ -57,7 +50,7 @@ def build_transform(t: TransformOp):
             return src
         rtype = ir.RankedTensorType(t.result.type)
         init = tensor.empty(list(rtype.shape), et)
-        return _value(linalg.transpose(src, outs=[init], permutation=perm))
+        return result_value(linalg.transpose(src, outs=[init], permutation=perm))
     return build_reshape(src, t.source_shape, t.result_shape, et)
 
 

@@ -37,6 +37,16 @@ def producer(value):
     return owner.operation if hasattr(owner, "operation") else owner
 
 
+def result_value(v):
+    """The Value of a dialect builder's result (builders return a Value, an
+    OpView or a result list depending on the op)."""
+    if isinstance(v, ir.Value):
+        return v
+    if isinstance(v, (ir.OpView, ir.Operation)):
+        return v.results[0]
+    return v[0]
+
+
 def int_array(attr) -> list[int]:
     """Values of a DenseI64ArrayAttr / ArrayAttr of integers."""
     try:
