@@ -295,6 +295,8 @@ def as_permutation(m: list[Lin], src_shape=None, result_shape=None) -> list[int]
 
     Unit dimensions simplify to the constant 0; with the shapes given they
     are matched to unit result dimensions (any order is equivalent)."""
+    if result_shape is not None and len(result_shape) != len(m):
+        return None  # a permutation keeps the rank
     dims = [e.single_dim() for e in m]
     if src_shape is not None and result_shape is not None and len(src_shape) == len(result_shape):
         free = [i for i, n in enumerate(result_shape) if n == 1 and i not in dims]

@@ -24,6 +24,19 @@ def test_attention_head_split_merge_is_identity():
     assert ie.is_identity(m, [1, S, D], [1, S, D])
 
 
+def test_rank_change_is_never_a_permutation():
+    # [4] -> [2, 2] -> [1, 2, 2] -> [1, 4] -> transpose -> [4, 1]: the map reads
+    # x[d0] everywhere but changes the rank, so it is a reshape, not a permutation
+    m = ie.identity_map(1)
+    shape = [4]
+    for nxt in ([2, 2], [1, 2, 2], [1, 4]):
+        m = ie.compose(m, ie.reshape_map(shape, nxt), nxt)
+        shape = nxt
+    m = ie.compose(m, ie.permute_map([1, 0]), [4, 1])
+    assert ie.as_permutation(m, [4], [4, 1]) is None
+    assert ie.is_reshape(m, [4], [4, 1])
+
+
 def test_mod_of_mod_and_div_of_div():
     r = ie.Ranges([100])
     x = ie.Lin.dim(0)
