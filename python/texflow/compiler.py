@@ -48,8 +48,12 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
             opts.append(f"manifest={options.plan_manifest}")
         phases.append(Phase("texflow-wstream", "weight-streaming plan under a memory budget (FlashMem)",
                             "texflow-wstream-plan{" + " ".join(opts) + "}"))
+    # A streamed module is cut into segment functions whose weights are
+    # arguments (texflow-wstream-outline), so the runtime can execute the plan.
+    lower = "texflow-wstream-outline" if options.memory_budget and options.stream_segments \
+        else "texflow-wstream-lower"
     phases.append(Phase("texflow-finalize", "lower texflow dialects; check none reaches IREE",
-                        "texflow-wstream-lower,texflow-verify-lowered"))
+                        lower + ",texflow-verify-lowered"))
     return phases
 
 
@@ -80,6 +84,7 @@ class CompileOptions:
     plan_time_limit: float = 10.0  # CP-SAT seconds
     plan_manifest: str | None = None  # write the streaming plan as JSON here
     weight_archive: str | None = None  # write the planned weights here (.irpa); needs plan_manifest
+    stream_segments: bool = True  # with memory_budget: segment functions taking their weights
     print_ir_after_all: bool = False  # print IR after each texflow pass (stderr)
     ir_stream: object = None  # where print_ir_after_all prints (default stderr)
 
@@ -95,6 +100,7 @@ class CompileResult:
     statistics: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     weight_archive: dict | None = None  # key -> {function, group, index, shape, dtype, bytes, sha256}
+    program: dict | None = None  # segmented streaming program (texflow-wstream-outline)
 
 
 ALL_PHASES = iree_phases.IREE_PHASES[:2] + TEXFLOW_PHASE_NAMES + iree_phases.IREE_PHASES[2:]
@@ -167,7 +173,8 @@ class Compiler:
                      for op in module.regions[0].blocks[0].operations
                      if op.operation.name == "util.func"}
             for op in module.regions[0].blocks[0].operations:
-                if op.operation.name != "util.func" or "iree.abi.stub" not in op.attributes:
+                if op.operation.name != "util.func" or not (
+                        "iree.abi.stub" in op.attributes or _is_segment(op)):
                     continue
                 if "sym_visibility" in op.attributes and \
                         ir.StringAttr(op.attributes["sym_visibility"]).value != "public":
@@ -245,6 +252,10 @@ class Compiler:
             raise TexflowError(f"phase '{to}' is disabled by the options")
         self.run_texflow_phases(module, result, to if to in TEXFLOW_PHASE_NAMES else None)
         self._stamp_target(module)
+        with self.session.context:
+            if "texflow.wstream.program" in module.attributes:
+                result.program = json.loads(
+                    ir.StringAttr(module.attributes["texflow.wstream.program"]).value)
         if to in TEXFLOW_PHASE_NAMES:
             result.mlir = _asm(module)
             return result
@@ -263,6 +274,14 @@ class Compiler:
             raise _iree_error(self.session, f"IREE could not emit the module ({e})") from None
         result.vmfb = bytes(out.map_memory())
         return result
+
+
+def _is_segment(func) -> bool:
+    """A streaming segment (texflow-wstream-outline): wrapped by IREE's ABI later."""
+    if "iree.reflection" not in func.attributes:
+        return False
+    d = ir.DictAttr(func.attributes["iree.reflection"])
+    return any(d[i].name.startswith("texflow.wstream.") for i in range(len(d)))
 
 
 def _type_text(t) -> str:
@@ -328,6 +347,30 @@ def write_atomically(path: str, data: bytes | str) -> None:
     with atomic_output(path) as tmp:
         with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
             f.write(data)
+
+
+def finish_streaming_outputs(result: CompileResult, output: str, manifest_tmp: str,
+                             archive_tmp: str | None) -> None:
+    """Complete and move the streaming side files beside `output` (already written):
+    the manifest gains the archive's keys and checksums and the segmented program
+    with its digest (the runtime checks module, manifest and archive belong together),
+    then `<output>.plan.json` and `<output>.irpa` appear by rename."""
+    with open(manifest_tmp) as f:
+        manifest = json.load(f)
+    manifest_list = manifest if isinstance(manifest, list) else [manifest]
+    for m in manifest_list:
+        if result.weight_archive:
+            m["archive"] = {"file": os.path.basename(output) + ".irpa",
+                            "weights": result.weight_archive}
+        if result.program and result.program.get("function") == m.get("function"):
+            from texflow.streaming.program import program_digest
+            m["program"] = result.program
+            m["program_digest"] = program_digest(result.program)
+            m["module"] = os.path.basename(output)
+    write_atomically(manifest_tmp, json.dumps(manifest, indent=1))
+    os.replace(manifest_tmp, output + ".plan.json")
+    if archive_tmp and os.path.exists(archive_tmp):
+        os.replace(archive_tmp, output + ".irpa")
 
 
 def compile_isolated(path: str, options: CompileOptions) -> CompileResult:

@@ -96,17 +96,8 @@ def main_impl(argv) -> int:
     data = result.vmfb if result.vmfb is not None else result.mlir
     write_atomically(args.output or "-", data)
     if manifest_tmp and os.path.exists(manifest_tmp):
-        if result.weight_archive:  # record the archive's keys in the manifest
-            with open(manifest_tmp) as f:
-                manifest = json.load(f)
-            manifest_list = manifest if isinstance(manifest, list) else [manifest]
-            for m in manifest_list:
-                m["archive"] = {"file": os.path.basename(args.output) + ".irpa",
-                                "weights": result.weight_archive}
-            write_atomically(manifest_tmp, json.dumps(manifest, indent=1))
-        os.replace(manifest_tmp, args.output + ".plan.json")
-    if archive_tmp and os.path.exists(archive_tmp):
-        os.replace(archive_tmp, args.output + ".irpa")
+        from texflow.compiler import finish_streaming_outputs
+        finish_streaming_outputs(result, args.output, manifest_tmp, archive_tmp)
     if args.plan_chart and os.path.exists(args.output + ".plan.json"):
         from texflow.streaming.chart import plan_chart
         with open(args.output + ".plan.json") as f:

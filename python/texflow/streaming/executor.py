@@ -1,0 +1,541 @@
+"""Execute weight-streaming plans on IREE: segments compute while groups load.
+
+A streamed module (texflow-wstream-outline) is a list of segment functions
+whose weights are arguments.  `StreamingSession` runs one or several such
+modules in turn under one memory budget:
+
+- **Plan.**  The manifests' stages and weight groups are concatenated into one
+  `Problem` (several models: the next model's first groups may load while the
+  previous one finishes) and planned with the same planner as the compiler
+  (`policy="plan"`), or with the baselines "load the next stage's weights"
+  (`"next-stage"`) and "preload everything" (`"preload-all"`).  A single model
+  run at its compile-time budget reuses the compile-time plan.
+- **Loader thread.**  Streamed groups are read in first-use order.  A group
+  starts when the running segment has reached the stage the plan starts it at
+  and the budget has room for it (resident weights + the plan's activation
+  bytes for the stages until its first use).  Bytes go from the archive
+  straight into mapped device buffers with `preadv` (one copy, as SwapNet
+  avoids the double copy through a host staging buffer); where the device has
+  no host-visible device memory they go through one staging buffer.  The
+  group's sha256 is checked the first time it is read in a session.
+- **Main thread.**  Before each segment it waits for the groups the segment
+  takes (time waited = stall), calls the segment (IREE releases the GIL while
+  it computes, so the loader overlaps), frees the activations and groups whose
+  last use this was.
+- **Accounting.**  Every byte the session allocates (weights, inputs, held
+  activations) is counted; the peak is reported beside the allocator's own
+  statistics (local-task) and the process's peak RSS.  Preloaded groups stay
+  resident across runs.
+- **Trace.**  Measured timestamps of every load, wait and segment call, for a
+  Gantt chart of the actual run (`texflow.streaming.chart.trace_chart`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+import threading
+import time
+
+import numpy as np
+
+from texflow.errors import TexflowError
+
+from .costmodel import Calibration
+from .model import Group, Plan, Problem, Stage, format_bytes, parse_bytes
+from .program import StreamedModel, load_streamed
+
+POLICIES = ("plan", "next-stage", "preload-all")
+
+
+@dataclasses.dataclass
+class Event:
+    kind: str      # load | stall | compute
+    name: str
+    t0: float
+    t1: float
+    bytes: int = 0
+
+
+@dataclasses.dataclass
+class RunStats:
+    latency_s: float = 0.0
+    stall_s: float = 0.0
+    compute_s: float = 0.0
+    loaded_bytes: int = 0
+    peak_accounted: int = 0
+    allocator_peak: int | None = None
+    events: list[Event] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class _Group:
+    gid: int                    # global id (problem order)
+    model: int
+    keys: list[str]
+    bytes: int
+    first_stage: int            # global stages
+    last_stage: int
+    preload: bool
+    start_stage: int
+    first_seg: int              # global segment indices
+    last_seg: int
+    views: dict = dataclasses.field(default_factory=dict)   # key -> HalBufferView
+    ready: threading.Event = dataclasses.field(default_factory=threading.Event)
+    verified: bool = False
+
+
+class StreamingSession:
+    """Run streamed modules in sequence under one memory budget."""
+
+    def __init__(self, models, memory_budget=None, driver: str = "local-task",
+                 policy: str = "plan", time_limit: float = 5.0, verify: bool = True):
+        import iree.runtime as rt
+        from texflow.runtime import Module
+
+        if policy not in POLICIES:
+            raise TexflowError(f"unknown streaming policy '{policy}' ({', '.join(POLICIES)})")
+        self._rt = rt
+        self.models: list[StreamedModel] = [m if isinstance(m, StreamedModel) else
+                                            load_streamed(str(m)) for m in models]
+        if not self.models:
+            raise TexflowError("no module to run")
+        self.policy = policy
+        self.verify = verify
+        self.time_limit = time_limit
+        compile_budget = max(m.manifest["summary"]["budget_bytes"] for m in self.models)
+        self.budget = parse_bytes(memory_budget) if memory_budget is not None else compile_budget
+        # Modules on one device: the first one starts the driver (and checks its
+        # subgroup size), the others join its instance.
+        self.modules = []
+        for i, m in enumerate(self.models):
+            self.modules.append(Module(m.vmfb, driver=driver) if i == 0 else
+                                _join(self.modules[0], m.vmfb))
+        self.device = self.modules[0].device
+        self.driver = driver
+        self._plan()
+        self._fds = [os.open(m.archive_path, os.O_RDONLY) for m in self.models]
+        self._lock = threading.Condition()
+        self._resident = 0            # weight bytes allocated (incl. preloads)
+        self._acts = 0                # activation/input bytes the session holds
+        self._peak = 0
+        self._stage_hi = -1           # last stage of the running segment
+        self._waiting_for = None
+        self._error: BaseException | None = None
+        self._mappable = True
+        self.preload_s = 0.0
+        self.last: RunStats | None = None
+        t0 = time.perf_counter()
+        for g in self.groups:
+            if g.preload:
+                self._load(g, None)
+        self.preload_s = time.perf_counter() - t0
+
+    # -- planning ---------------------------------------------------------------
+    def _plan(self) -> None:
+        from .planner import PlannerOptions, load_next_stage, plan, preload_all
+        from .verify import replay
+
+        cb = max(m.manifest["summary"]["chunk_bytes"] for m in self.models)
+        stages, groups, self.stage_off, self.seg_off = [], [], [], []
+        self.segments = []  # (model index, segment dict, global lo, global hi)
+        owners = []
+        for mi, m in enumerate(self.models):
+            man, prog = m.manifest, m.program
+            off = len(stages)
+            self.stage_off.append(off)
+            self.seg_off.append(len(self.segments))
+            mcb = man["summary"]["chunk_bytes"]
+            for s in man["stages"]:
+                stages.append(Stage(compute_s=s["compute_s"],
+                                    capacity=s["capacity_chunks"] * mcb // cb,
+                                    act_bytes=s["act_bytes"], kind=s["kind"]))
+            for g in man["groups"]:
+                # the program's stages: weight-only ops moved to their consumers
+                pg = prog["groups"][g["id"]]
+                groups.append(Group(chunks=max(1, math.ceil(g["bytes"] / cb)),
+                                    first=off + pg["first_stage"], last=off + pg["last_stage"],
+                                    bytes=g["bytes"], name=f"{m.name}:g{g['id']}"))
+                owners.append((mi, g))
+            n = len(man["stages"])
+            for seg in prog["segments"]:
+                lo, hi = seg["stages"]
+                hi = n - 1 if hi is None else hi
+                self.segments.append((mi, seg, off + lo, off + hi))
+        cal = Calibration(**{k: v for k, v in self.models[0].manifest["calibration"].items()
+                             if k in {f.name for f in dataclasses.fields(Calibration)}})
+        self.problem = Problem(stages=stages, groups=groups, budget=self.budget, chunk_bytes=cb,
+                               chunk_s=cal.chunk_s(cb), preload_first=True)
+        reuse = (self.policy == "plan" and len(self.models) == 1
+                 and self.budget == self.models[0].manifest["summary"]["budget_bytes"])
+        if reuse:
+            from .model import GroupPlan, Load
+            p = Plan(groups=[GroupPlan(preload=g["preload"],
+                                       loads=[Load(**l) for l in g["loads"]])
+                             for g in self.models[0].manifest["groups"]],
+                     status=self.models[0].manifest["summary"]["status"])
+        elif self.policy == "plan":
+            p = plan(self.problem, PlannerOptions(time_limit_s=self.time_limit))
+        elif self.policy == "next-stage":
+            p = load_next_stage(self.problem)
+        else:
+            p = preload_all(self.problem)
+            if p is None:
+                total = sum(g.bytes for g in groups)
+                raise TexflowError(f"preloading all {format_bytes(total)} of weights does not fit "
+                                   f"the budget of {format_bytes(self.budget)}")
+        if reuse:
+            try:
+                replay(self.problem, p, check_link=False)
+            except TexflowError:  # the segmented program uses some weights later: re-plan
+                p = plan(self.problem, PlannerOptions(time_limit_s=self.time_limit))
+        self.plan = p
+        self.replay = replay(self.problem, p, check_link=False)
+        seg_of_stage = []
+        for si, (_, _, lo, hi) in enumerate(self.segments):
+            seg_of_stage += [si] * (hi - lo + 1)
+        self.groups: list[_Group] = []
+        for gid, ((mi, g), G, gp) in enumerate(zip(owners, groups, p.groups)):
+            prog_g = self.models[mi].program["groups"][g["id"]]
+            start = gp.start if gp.start is not None else G.first
+            self.groups.append(_Group(
+                gid=gid, model=mi, keys=list(prog_g["keys"]), bytes=G.bytes,
+                first_stage=G.first, last_stage=G.last, preload=bool(gp.preload),
+                start_stage=min(start, G.first),
+                first_seg=seg_of_stage[G.first], last_seg=seg_of_stage[G.last]))
+        self.group_of_key = [{k: g for g in self.groups if g.model == mi for k in g.keys}
+                             for mi in range(len(self.models))]
+        self.streamed = [g for g in self.groups if not g.preload]
+        self.streamed.sort(key=lambda g: (g.first_stage, g.gid))
+        self.act_plan = [s.act_bytes for s in stages]
+
+    # -- memory accounting --------------------------------------------------------
+    def _account(self, weights: int = 0, acts: int = 0) -> None:
+        with self._lock:
+            self._resident += weights
+            self._acts += acts
+            self._peak = max(self._peak, self._resident + self._acts)
+            if self._resident + self._acts > self.budget:
+                self._error = self._error or TexflowError(
+                    f"memory budget exceeded at run time: {format_bytes(self._resident)} of "
+                    f"weights + {format_bytes(self._acts)} of activations > "
+                    f"{format_bytes(self.budget)}")
+            self._lock.notify_all()
+
+    # -- loading --------------------------------------------------------------------
+    def _alloc(self, nbytes: int):
+        rt = self._rt
+        alloc = self.device.allocator
+        if self._mappable:
+            try:
+                return alloc.allocate_buffer(
+                    memory_type=int(rt.MemoryType.DEVICE_LOCAL | rt.MemoryType.HOST_VISIBLE),
+                    allowed_usage=int(rt.BufferUsage.DEFAULT | rt.BufferUsage.MAPPING),
+                    allocation_size=max(1, nbytes)), True
+            except (RuntimeError, ValueError):
+                self._mappable = False
+        return alloc.allocate_buffer(memory_type=int(rt.MemoryType.DEVICE_LOCAL),
+                                     allowed_usage=int(rt.BufferUsage.DEFAULT),
+                                     allocation_size=max(1, nbytes)), False
+
+    def _load(self, g: _Group, events: list | None) -> None:
+        """Read group `g` into device buffers (caller has accounted for it)."""
+        from iree.runtime.array_interop import map_dtype_to_element_type
+        rt = self._rt
+        t0 = time.perf_counter()
+        m = self.models[g.model]
+        fd = self._fds[g.model]
+        self._account(weights=g.bytes)
+        views = {}
+        for key in g.keys:
+            e = m.entries[key]
+            buf, mapped = self._alloc(e.length)
+            if mapped:
+                mapping = buf.map()
+                host = mapping.asarray([e.length], np.dtype(np.uint8))
+                _pread_exact(fd, host, e.offset, m.archive_path, key)
+                if self.verify and not g.verified:
+                    _check_sha(host, e, m.archive_path)
+                del host, mapping
+            else:  # staging: one host buffer, then a device copy
+                host = np.empty(e.length, np.uint8)
+                _pread_exact(fd, host, e.offset, m.archive_path, key)
+                if self.verify and not g.verified:
+                    _check_sha(host, e, m.archive_path)
+                buf = self.device.allocator.allocate_buffer_copy(
+                    memory_type=int(rt.MemoryType.DEVICE_LOCAL),
+                    allowed_usage=int(rt.BufferUsage.DEFAULT), device=self.device,
+                    buffer=host, element_type=rt.HalElementType.UINT_8)
+                buf = buf.get_buffer() if hasattr(buf, "get_buffer") else buf
+            dt = np.dtype(e.dtype)
+            views[key] = rt.HalBufferView(buf, list(e.shape), map_dtype_to_element_type(dt))
+        g.views = views
+        g.verified = True
+        if events is not None:
+            events.append(Event("load", f"{m.name}:g{g.gid}", t0,
+                                time.perf_counter(), g.bytes))
+        g.ready.set()
+
+    def _release(self, g: _Group) -> None:
+        g.views = {}
+        g.ready.clear()
+        self._account(weights=-g.bytes)
+
+    def _reserve(self, g: _Group) -> int:
+        lo = max(self._stage_hi, 0)
+        return max(self.act_plan[lo:g.first_stage + 1] or [0])
+
+    def _loader(self, events: list) -> None:
+        try:
+            for g in self.streamed:
+                with self._lock:
+                    while True:
+                        if self._error is not None:
+                            return
+                        # (groups load in order: if the run waits, this one is due)
+                        started = self._stage_hi >= g.start_stage or \
+                            self._waiting_for is not None
+                        room = self._resident + g.bytes + max(self._acts, self._reserve(g)) \
+                            <= self.budget
+                        if started and room:
+                            break
+                        if self._waiting_for is not None:
+                            # The run needs this group now and nothing else will free memory.
+                            raise TexflowError(
+                                f"memory budget {format_bytes(self.budget)} is too small at run "
+                                f"time for group {g.gid} ({format_bytes(g.bytes)}) with "
+                                f"{format_bytes(self._resident)} resident")
+                        self._lock.wait(0.05)
+                self._load(g, events)
+        except BaseException as e:  # surfaced by the main thread
+            with self._lock:
+                self._error = self._error or e
+                self._lock.notify_all()
+            for g in self.streamed:
+                g.ready.set()
+
+    # -- running --------------------------------------------------------------------
+    def check_inputs(self, inputs) -> list[np.ndarray]:
+        from texflow.runtime import TensorSpec, dtype_text
+        specs = [TensorSpec.parse(t) for t in self.models[0].program["inputs"]]
+        inputs = [np.ascontiguousarray(a) for a in inputs]
+        if len(inputs) != len(specs):
+            raise TexflowError(f"{self.models[0].name} takes {len(specs)} input(s), "
+                               f"got {len(inputs)}")
+        for i, (s, a) in enumerate(zip(specs, inputs)):
+            if not s.matches(a):
+                raise TexflowError(f"input {i}: expected {s}, got {dtype_text(a)}")
+        return inputs
+
+    def run(self, *inputs, trace: bool = True) -> list[np.ndarray]:
+        """Run the models in turn (each one's outputs feed the next); numpy outputs."""
+        rt = self._rt
+        inputs = self.check_inputs(inputs)
+        stats = RunStats()
+        events = stats.events
+        with self._lock:
+            self._stage_hi = -1
+            self._error = None
+            self._peak = self._resident + self._acts
+        for g in self.streamed:
+            g.ready.clear()
+        loader = threading.Thread(target=self._loader, args=(events,), daemon=True)
+        t_start = time.perf_counter()
+        loader.start()
+        outputs = None
+        try:
+            cur = [rt.asdevicearray(self.device, a) for a in inputs]
+            held = {("input", i): (v, a.nbytes) for i, (v, a) in enumerate(zip(cur, inputs))}
+            self._account(acts=sum(a.nbytes for a in inputs))
+            for mi, m in enumerate(self.models):
+                prog = m.program
+                if mi > 0:  # the previous model's outputs are this one's inputs
+                    self._check_chain(mi, outputs_meta)
+                    held = {("input", i): v for i, v in enumerate(prev_outputs)}
+                last_use = self._last_uses(prog)
+                mod = self.modules[mi]
+                for k, seg in enumerate(prog["segments"]):
+                    gi = self.seg_off[mi] + k
+                    _, _, lo, hi = self.segments[gi]
+                    with self._lock:
+                        self._stage_hi = hi
+                        self._lock.notify_all()
+                    args = []
+                    for kind, key in seg["args"]:
+                        if kind == "weight":
+                            g = self.group_of_key[mi][key]
+                            if not g.ready.is_set():
+                                t0 = time.perf_counter()
+                                with self._lock:
+                                    self._waiting_for = g
+                                g.ready.wait()
+                                with self._lock:
+                                    self._waiting_for = None
+                                events.append(Event("stall", f"{m.name}:seg{k}", t0,
+                                                    time.perf_counter()))
+                            if self._error is not None:
+                                raise self._error
+                            args.append(g.views[key])
+                        else:
+                            args.append(held[(kind, key)][0])
+                    fn = mod.context.modules.module[seg["function"]]
+                    t0 = time.perf_counter()
+                    try:
+                        res = fn(*args)
+                    except (RuntimeError, ValueError) as e:
+                        raise TexflowError(f"{seg['function']} failed: "
+                                           f"{str(e).splitlines()[0]}") from None
+                    events.append(Event("compute", f"{m.name}:seg{k}", t0, time.perf_counter()))
+                    res = res if isinstance(res, (list, tuple)) else [res]
+                    add = 0
+                    for vid, r in zip(seg["results"], res):
+                        nb = prog["values"][vid]["bytes"]
+                        held[("value", vid)] = (r, nb)
+                        add += nb
+                    self._account(acts=add)
+                    free = 0
+                    for key in [h for h in held if last_use.get(h, 10 ** 9) <= k]:
+                        free += held.pop(key)[1]
+                    self._account(acts=-free)
+                    for g in self.streamed:
+                        if g.model == mi and g.last_seg == gi and g.ready.is_set() and g.views:
+                            self._release(g)
+                    if self._error is not None:
+                        raise self._error
+                outputs_meta = prog["output_types"]
+                prev_outputs = [held[("value", vid)] for vid in prog["outputs"]]
+                outputs = [mod.to_numpy(v) for v, _ in prev_outputs]
+            # what is still held (the last outputs) is released with the run
+            self._account(acts=-sum(nb for _, nb in held.values()))
+            held.clear()
+        finally:
+            with self._lock:
+                self._stage_hi = 10 ** 9
+                self._lock.notify_all()
+            loader.join()
+            for g in self.streamed:  # a failed run may leave groups loaded
+                if g.views:
+                    self._release(g)
+            with self._lock:
+                self._acts = 0
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err if isinstance(err, TexflowError) else TexflowError(str(err))
+        stats.latency_s = time.perf_counter() - t_start
+        stats.stall_s = sum(e.t1 - e.t0 for e in events if e.kind == "stall")
+        stats.compute_s = sum(e.t1 - e.t0 for e in events if e.kind == "compute")
+        stats.loaded_bytes = sum(e.bytes for e in events if e.kind == "load")
+        stats.peak_accounted = self._peak
+        stats.allocator_peak = self.allocator_peak()
+        for e in events:
+            e.t0 -= t_start
+            e.t1 -= t_start
+        self.last = stats
+        return outputs
+
+    def _check_chain(self, mi: int, prev_types) -> None:
+        want = self.models[mi].program["inputs"]
+        if list(prev_types) != list(want):
+            raise TexflowError(f"{self.models[mi - 1].name} returns {', '.join(prev_types)} but "
+                               f"{self.models[mi].name} takes {', '.join(want)}")
+
+    @staticmethod
+    def _last_uses(prog) -> dict:
+        last: dict = {}
+        for k, seg in enumerate(prog["segments"]):
+            for kind, key in seg["args"]:
+                if kind != "weight":
+                    last[(kind, key)] = k
+        for vid in prog["outputs"]:
+            last[("value", vid)] = 10 ** 9
+        return last
+
+    def allocator_peak(self) -> int | None:
+        if self.driver == "vulkan":
+            return None  # Vulkan's allocator peak is cumulative: not a peak
+        try:
+            st = self.device.allocator.statistics
+        except (RuntimeError, AttributeError):
+            return None
+        return int(st.get("device_bytes_peak", 0)) + int(st.get("host_bytes_peak", 0))
+
+    def summary(self) -> dict:
+        s = self.last
+        return {
+            "policy": self.policy, "budget_bytes": self.budget,
+            "weight_bytes": sum(g.bytes for g in self.groups),
+            "preloaded_bytes": sum(g.bytes for g in self.groups if g.preload),
+            "streamed_bytes": sum(g.bytes for g in self.streamed),
+            "segments": len(self.segments), "plan_status": self.plan.status,
+            "planned_peak_bytes": self.replay.peak_bytes,
+            "preload_s": self.preload_s,
+            **({} if s is None else {
+                "latency_s": s.latency_s, "stall_s": s.stall_s, "compute_s": s.compute_s,
+                "loaded_bytes": s.loaded_bytes, "peak_accounted_bytes": s.peak_accounted,
+                "allocator_peak_bytes": s.allocator_peak}),
+        }
+
+    def close(self) -> None:
+        for fd in getattr(self, "_fds", []):
+            os.close(fd)
+        self._fds = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _join(first, vmfb: bytes):
+    """A texflow.runtime.Module for `vmfb` on the device of `first` (shared instance)."""
+    import iree.runtime as rt
+    from texflow.runtime import Module
+    m = Module.__new__(Module)
+    m._rt = rt
+    m.driver = first.driver
+    m.allow_subgroup_mismatch = first.allow_subgroup_mismatch
+    m.config = first.config
+    m.device = first.device
+    try:
+        m.vm_module = rt.VmModule.copy_buffer(first.config.vm_instance, vmfb)
+        m.context = rt.SystemContext(vm_modules=[m.vm_module], config=first.config)
+    except (RuntimeError, ValueError) as e:
+        raise TexflowError(f"cannot load module: {str(e).splitlines()[0]}") from None
+    m.function_names = [n for n in m.vm_module.function_names if n != "__init"]
+    m.reflection = {}
+    m.module_subgroup = 0
+    m.target = None
+    return m
+
+
+def _pread_exact(fd: int, host: np.ndarray, offset: int, path: str, key: str) -> None:
+    mv = memoryview(host).cast("B")
+    done = 0
+    while done < len(mv):
+        n = os.preadv(fd, [mv[done:]], offset + done)
+        if n <= 0:
+            raise TexflowError(f"{path} is truncated (weight '{key}')")
+        done += n
+
+
+def _check_sha(host: np.ndarray, e, path: str) -> None:
+    if hashlib.sha256(memoryview(host).cast("B")).hexdigest() != e.sha256:
+        raise TexflowError(f"{path}: weight '{e.key}' fails its sha256 check (corrupt file)")
+
+
+def evict_file(path: str) -> None:
+    """Drop `path`'s pages from the page cache (POSIX_FADV_DONTNEED), for a cold start.
+
+    Works without privileges for clean pages; what it evicted is measured by the
+    caller (cold read time), not assumed."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["Event", "POLICIES", "RunStats", "StreamingSession", "evict_file"]
