@@ -48,6 +48,7 @@ from .model import Group, Plan, Problem, Stage, format_bytes, parse_bytes
 from .program import StreamedModel, load_streamed
 
 POLICIES = ("plan", "next-stage", "preload-all")
+_KIND_ORDER = {"hierarchical": 0, "reusable": 1, "elemental": 2}
 
 
 @dataclasses.dataclass
@@ -111,8 +112,8 @@ class StreamingSession:
         # subgroup size), the others join its instance.
         self.modules = []
         for i, m in enumerate(self.models):
-            self.modules.append(Module(m.vmfb, driver=driver) if i == 0 else
-                                _join(self.modules[0], m.vmfb))
+            self.modules.append(Module(m.vmfb, driver=driver) if i == 0
+                                else _join(self.modules[0], m.vmfb))
         self.device = self.modules[0].device
         self.driver = driver
         self._plan()
@@ -135,48 +136,42 @@ class StreamingSession:
 
     # -- planning ---------------------------------------------------------------
     def _plan(self) -> None:
+        """Plan loads over the segments of all models, in order (one Problem)."""
         from .planner import PlannerOptions, load_next_stage, plan, preload_all
         from .verify import replay
 
         cb = max(m.manifest["summary"]["chunk_bytes"] for m in self.models)
-        stages, groups, self.stage_off, self.seg_off = [], [], [], []
-        self.segments = []  # (model index, segment dict, global lo, global hi)
-        owners = []
+        stages, groups, owners = [], [], []
+        self.seg_off = []
+        self.segments = []  # (model index, segment dict)
         for mi, m in enumerate(self.models):
             man, prog = m.manifest, m.program
             off = len(stages)
-            self.stage_off.append(off)
-            self.seg_off.append(len(self.segments))
+            self.seg_off.append(off)
             mcb = man["summary"]["chunk_bytes"]
-            for s in man["stages"]:
-                stages.append(Stage(compute_s=s["compute_s"],
-                                    capacity=s["capacity_chunks"] * mcb // cb,
-                                    act_bytes=s["act_bytes"], kind=s["kind"]))
-            for g in man["groups"]:
-                # the program's stages: weight-only ops moved to their consumers
-                pg = prog["groups"][g["id"]]
-                groups.append(Group(chunks=max(1, math.ceil(g["bytes"] / cb)),
-                                    first=off + pg["first_stage"], last=off + pg["last_stage"],
-                                    bytes=g["bytes"], name=f"{m.name}:g{g['id']}"))
-                owners.append((mi, g))
             n = len(man["stages"])
-            for seg in prog["segments"]:
+            held = _held_bytes(prog)
+            for k, seg in enumerate(prog["segments"]):
                 lo, hi = seg["stages"]
-                hi = n - 1 if hi is None else hi
-                self.segments.append((mi, seg, off + lo, off + hi))
+                sts = man["stages"][lo:(n - 1 if hi is None else hi) + 1]
+                stages.append(Stage(compute_s=sum(s["compute_s"] for s in sts),
+                                    capacity=sum(s["capacity_chunks"] for s in sts) * mcb // cb,
+                                    act_bytes=max([s["act_bytes"] for s in sts] + [held[k]]),
+                                    kind=min((s["kind"] for s in sts), default="reusable",
+                                             key=_KIND_ORDER.__getitem__),
+                                    name=seg["function"]))
+                self.segments.append((mi, seg))
+            for pg in prog["groups"]:
+                groups.append(Group(chunks=max(1, math.ceil(pg["bytes"] / cb)),
+                                    first=off + pg["first_segment"], last=off + pg["last_segment"],
+                                    bytes=pg["bytes"], name=f"{m.name}:g{pg['id']}"))
+                owners.append((mi, pg))
         cal = Calibration(**{k: v for k, v in self.models[0].manifest["calibration"].items()
                              if k in {f.name for f in dataclasses.fields(Calibration)}})
         self.problem = Problem(stages=stages, groups=groups, budget=self.budget, chunk_bytes=cb,
                                chunk_s=cal.chunk_s(cb), preload_first=True)
-        reuse = (self.policy == "plan" and len(self.models) == 1
-                 and self.budget == self.models[0].manifest["summary"]["budget_bytes"])
-        if reuse:
-            from .model import GroupPlan, Load
-            p = Plan(groups=[GroupPlan(preload=g["preload"],
-                                       loads=[Load(**l) for l in g["loads"]])
-                             for g in self.models[0].manifest["groups"]],
-                     status=self.models[0].manifest["summary"]["status"])
-        elif self.policy == "plan":
+        t0 = time.perf_counter()
+        if self.policy == "plan":
             p = plan(self.problem, PlannerOptions(time_limit_s=self.time_limit))
         elif self.policy == "next-stage":
             p = load_next_stage(self.problem)
@@ -186,25 +181,16 @@ class StreamingSession:
                 total = sum(g.bytes for g in groups)
                 raise TexflowError(f"preloading all {format_bytes(total)} of weights does not fit "
                                    f"the budget of {format_bytes(self.budget)}")
-        if reuse:
-            try:
-                replay(self.problem, p, check_link=False)
-            except TexflowError:  # the segmented program uses some weights later: re-plan
-                p = plan(self.problem, PlannerOptions(time_limit_s=self.time_limit))
+        self.plan_s = time.perf_counter() - t0
         self.plan = p
         self.replay = replay(self.problem, p, check_link=False)
-        seg_of_stage = []
-        for si, (_, _, lo, hi) in enumerate(self.segments):
-            seg_of_stage += [si] * (hi - lo + 1)
         self.groups: list[_Group] = []
-        for gid, ((mi, g), G, gp) in enumerate(zip(owners, groups, p.groups)):
-            prog_g = self.models[mi].program["groups"][g["id"]]
+        for gid, ((mi, pg), G, gp) in enumerate(zip(owners, groups, p.groups)):
             start = gp.start if gp.start is not None else G.first
             self.groups.append(_Group(
-                gid=gid, model=mi, keys=list(prog_g["keys"]), bytes=G.bytes,
+                gid=gid, model=mi, keys=list(pg["keys"]), bytes=G.bytes,
                 first_stage=G.first, last_stage=G.last, preload=bool(gp.preload),
-                start_stage=min(start, G.first),
-                first_seg=seg_of_stage[G.first], last_seg=seg_of_stage[G.last]))
+                start_stage=min(start, G.first), first_seg=G.first, last_seg=G.last))
         self.group_of_key = [{k: g for g in self.groups if g.model == mi for k in g.keys}
                              for mi in range(len(self.models))]
         self.streamed = [g for g in self.groups if not g.preload]
@@ -221,7 +207,7 @@ class StreamingSession:
                 self._error = self._error or TexflowError(
                     f"memory budget exceeded at run time: {format_bytes(self._resident)} of "
                     f"weights + {format_bytes(self._acts)} of activations > "
-                    f"{format_bytes(self.budget)}")
+                    f"{format_bytes(self.budget)} at segment {self._stage_hi}")
             self._lock.notify_all()
 
     # -- loading --------------------------------------------------------------------
@@ -294,14 +280,18 @@ class StreamingSession:
                     while True:
                         if self._error is not None:
                             return
-                        # (groups load in order: if the run waits, this one is due)
-                        started = self._stage_hi >= g.start_stage or \
-                            self._waiting_for is not None
+                        # Groups load in order: while the run waits for a group, it
+                        # and the groups before it are due whatever the plan said.
+                        w = self._waiting_for
+                        urgent = w is not None and g.first_stage <= w.first_stage
+                        started = self._stage_hi >= g.start_stage or urgent
+                        # Room for the group and for the activations the plan expects
+                        # (>= what the runtime holds) until the group's first use.
                         room = self._resident + g.bytes + max(self._acts, self._reserve(g)) \
                             <= self.budget
                         if started and room:
                             break
-                        if self._waiting_for is not None:
+                        if urgent and w is g:
                             # The run needs this group now and nothing else will free memory.
                             raise TexflowError(
                                 f"memory budget {format_bytes(self.budget)} is too small at run "
@@ -358,9 +348,8 @@ class StreamingSession:
                 mod = self.modules[mi]
                 for k, seg in enumerate(prog["segments"]):
                     gi = self.seg_off[mi] + k
-                    _, _, lo, hi = self.segments[gi]
                     with self._lock:
-                        self._stage_hi = hi
+                        self._stage_hi = gi  # planner stages are segments here
                         self._lock.notify_all()
                     args = []
                     for kind, key in seg["args"]:
@@ -468,7 +457,7 @@ class StreamingSession:
             "weight_bytes": sum(g.bytes for g in self.groups),
             "preloaded_bytes": sum(g.bytes for g in self.groups if g.preload),
             "streamed_bytes": sum(g.bytes for g in self.streamed),
-            "segments": len(self.segments), "plan_status": self.plan.status,
+            "segments": len(self.segments), "plan_status": self.plan.status, "plan_s": self.plan_s,
             "planned_peak_bytes": self.replay.peak_bytes,
             "preload_s": self.preload_s,
             **({} if s is None else {
@@ -487,6 +476,35 @@ class StreamingSession:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _held_bytes(prog: dict) -> list[int]:
+    """Bytes of inputs and activations the runtime holds while each segment runs
+    (its arguments, its results and everything alive across it): exact for the
+    runtime's own accounting, where the compile-time estimate is not."""
+    K = len(prog["segments"])
+    held = [0] * (K + 1)
+    for i, t in enumerate(prog["inputs"]):
+        from texflow.runtime import TensorSpec
+        spec = TensorSpec.parse(t)
+        nbytes = int(np.prod([d or 1 for d in spec.shape])) * _elem_bytes(spec.dtype)
+        last = max([k for k, seg in enumerate(prog["segments"])
+                    if ["input", i] in seg["args"]] or [0])
+        held[0] += nbytes
+        held[last + 1] -= nbytes
+    for v in prog["values"].values():
+        held[v["segment"]] += v["bytes"]
+        held[min(v["last_use"], K - 1) + 1] -= v["bytes"]
+    out, run = [], 0
+    for k in range(K):
+        run += held[k]
+        out.append(run)
+    return out
+
+
+def _elem_bytes(dtype: str) -> int:
+    digits = "".join(c for c in dtype if c.isdigit())
+    return max(1, int(digits) // 8) if digits else 4
 
 
 def _join(first, vmfb: bytes):
