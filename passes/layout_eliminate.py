@@ -79,7 +79,7 @@ class EliminateLayout(Pass):
         push_through_elementwise: bool = dataclasses.field(
             default=True, metadata={"help": "move permutations below elementwise ops to meet their inverse"})
         max_constant_elements: int = dataclasses.field(
-            default=1 << 24, metadata={"help": "largest constant re-laid out at compile time"})
+            default=1 << 26, metadata={"help": "largest constant re-laid out at compile time"})
 
     def apply(self, module) -> None:
         for _ in range(1000):

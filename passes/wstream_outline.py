@@ -36,7 +36,7 @@ from texflow.errors import TexflowError
 from texflow.streaming.archive import weight_key
 from texflow.streaming.irplan import func_name, single_block_functions
 from texflow.streaming.program import program_digest
-from texflow.streaming.stages import classify, tensor_bytes
+from texflow.streaming.stages import classify, external_operands, tensor_bytes
 from .registry import Pass, register_pass
 
 PROGRAM_ATTR = "texflow.wstream.program"
@@ -64,31 +64,6 @@ def _is_compute(op) -> bool:
 def _owner(value):
     """Defining op of `value` (None for block arguments)."""
     return irutil.producer(value)
-
-
-def _external_operands(top) -> list:
-    """Values `top` (with its regions) uses that are defined outside it, in order."""
-    inside = set()
-    out, seen = [], set()
-
-    def visit(o):
-        for r in o.results:
-            inside.add(r)
-        for reg in o.regions:
-            for b in reg.blocks:
-                for a in b.arguments:
-                    inside.add(a)
-        return ir.WalkResult.ADVANCE
-    top.walk(visit, ir.WalkOrder.PRE_ORDER)
-
-    def visit2(o):
-        for v in o.operands:
-            if v not in inside and v not in seen:
-                seen.add(v)
-                out.append(v)
-        return ir.WalkResult.ADVANCE
-    top.walk(visit2, ir.WalkOrder.PRE_ORDER)
-    return out
 
 
 def _remap(top, env: dict) -> None:
@@ -262,7 +237,7 @@ class _Outliner:
         for op in self.ops:
             if op.name.startswith("wstream.") or op.name in INTERFACE:
                 continue
-            if any(v in act for v in _external_operands(op)):
+            if any(v in act for v in external_operands(op)):
                 act.update(op.results)
             elif _is_compute(op):
                 weight_only.append(op)
@@ -300,7 +275,7 @@ class _Outliner:
         if d.name in INTERFACE or d.name.startswith("wstream."):
             raise TexflowError(f"@{self.name}: cannot outline a use of {d.name}")
         if d not in clones:
-            for u in _external_operands(d):
+            for u in external_operands(d):
                 self._classify_value(u, k, need, clones)
             clones.append(d)
 
@@ -310,7 +285,7 @@ class _Outliner:
         for k in range(K):
             need, clones = {}, []
             for op in self.members[k]:
-                for v in _external_operands(op):
+                for v in external_operands(op):
                     self._classify_value(v, k, need, clones)
             if k == K - 1:
                 for v in self.outputs:

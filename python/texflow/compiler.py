@@ -367,6 +367,8 @@ def finish_streaming_outputs(result: CompileResult, output: str, manifest_tmp: s
             m["program"] = result.program
             m["program_digest"] = program_digest(result.program)
             m["module"] = os.path.basename(output)
+            from texflow.streaming.executor import plan_segments
+            m["segment_plan"] = plan_segments(m, result.program)
     write_atomically(manifest_tmp, json.dumps(manifest, indent=1))
     os.replace(manifest_tmp, output + ".plan.json")
     if archive_tmp and os.path.exists(archive_tmp):

@@ -207,3 +207,56 @@ def plan_chart(manifest, path: str, title: str | None = None, dpi: int = 120) ->
 
 
 __all__ = ["plan_chart", "require_matplotlib", "timeline"]
+
+
+def trace_chart(trace: dict, path: str) -> None:
+    """Gantt chart of a measured streaming run (`StreamingSession.trace()`) above
+    the plan it executed: lanes "compute" (segment calls, red where the run
+    waited for weights) and "load" (group reads, measured on the loader
+    thread); the plan's lanes use the calibrated estimates, stage after stage."""
+    matplotlib, Figure, FigureCanvasAgg = _matplotlib()
+    if trace.get("format") != "texflow.wstream.trace/1":
+        raise TexflowError("not a texflow streaming trace")
+    fig = Figure(figsize=(12, 5.5))
+    ax_m, ax_p = fig.subplots(2, 1)
+    ev = trace["events"]
+    lanes = {"compute": 1, "stall": 1, "load": 0}
+    colours = {"compute": "#4c72b0", "stall": "#c44e52", "load": "#dd8452"}
+    for e in ev:
+        ax_m.barh(lanes[e["kind"]], (e["t1"] - e["t0"]) * 1e3, left=e["t0"] * 1e3, height=0.6,
+                  color=colours[e["kind"]], edgecolor="white", linewidth=0.3)
+    s = trace["summary"]
+    ax_m.set_yticks([0, 1], ["load", "compute"])
+    ax_m.set_title(f"measured: {', '.join(trace['models'])} — {s.get('latency_s', 0) * 1e3:.1f} ms, "
+                   f"stall {s.get('stall_s', 0) * 1e3:.1f} ms, peak {_fmt_bytes(s.get('peak_accounted_bytes', 0))}"
+                   f" of {_fmt_bytes(s['budget_bytes'])} ({s['policy']})", fontsize=9)
+    t, cs = 0.0, trace["chunk_s"]
+    for st in trace["plan"]:
+        stall = sum(l["stall_chunks"] for l in st["loads"]) * cs
+        if stall:
+            ax_p.barh(1, stall * 1e3, left=t * 1e3, height=0.6, color=colours["stall"])
+        lt = t
+        for l in st["loads"]:
+            d = (l["stall_chunks"] + l["overlap_chunks"]) * cs
+            ax_p.barh(0, d * 1e3, left=lt * 1e3, height=0.6, color=colours["load"],
+                      edgecolor="white", linewidth=0.3)
+            lt += d
+        ax_p.barh(1, st["compute_s"] * 1e3, left=(t + stall) * 1e3, height=0.6,
+                  color=colours["compute"], edgecolor="white", linewidth=0.3)
+        t += stall + st["compute_s"]
+    ax_p.set_yticks([0, 1], ["load", "compute"])
+    ax_p.set_title(f"plan ({s.get('plan_status', '')}, calibrated estimates): {t * 1e3:.1f} ms",
+                   fontsize=9)
+    ax_p.set_xlabel("time (ms)")
+    right = max([e["t1"] * 1e3 for e in ev] + [t * 1e3, 1e-3])
+    for ax in (ax_m, ax_p):
+        ax.set_xlim(0, right * 1.02)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    ext = os.path.splitext(path)[1].lower().lstrip(".") or "png"
+    try:
+        FigureCanvasAgg(fig).print_figure(buf, format=ext)
+    except ValueError as e:
+        raise TexflowError(f"cannot write chart {path}: {e}") from None
+    from texflow.compiler import write_atomically
+    write_atomically(path, buf.getvalue())

@@ -140,38 +140,15 @@ class StreamingSession:
         from .planner import PlannerOptions, load_next_stage, plan, preload_all
         from .verify import replay
 
-        cb = max(m.manifest["summary"]["chunk_bytes"] for m in self.models)
-        stages, groups, owners = [], [], []
-        self.seg_off = []
-        self.segments = []  # (model index, segment dict)
-        for mi, m in enumerate(self.models):
-            man, prog = m.manifest, m.program
-            off = len(stages)
-            self.seg_off.append(off)
-            mcb = man["summary"]["chunk_bytes"]
-            n = len(man["stages"])
-            held = _held_bytes(prog)
-            for k, seg in enumerate(prog["segments"]):
-                lo, hi = seg["stages"]
-                sts = man["stages"][lo:(n - 1 if hi is None else hi) + 1]
-                stages.append(Stage(compute_s=sum(s["compute_s"] for s in sts),
-                                    capacity=sum(s["capacity_chunks"] for s in sts) * mcb // cb,
-                                    act_bytes=max([s["act_bytes"] for s in sts] + [held[k]]),
-                                    kind=min((s["kind"] for s in sts), default="reusable",
-                                             key=_KIND_ORDER.__getitem__),
-                                    name=seg["function"]))
-                self.segments.append((mi, seg))
-            for pg in prog["groups"]:
-                groups.append(Group(chunks=max(1, math.ceil(pg["bytes"] / cb)),
-                                    first=off + pg["first_segment"], last=off + pg["last_segment"],
-                                    bytes=pg["bytes"], name=f"{m.name}:g{pg['id']}"))
-                owners.append((mi, pg))
-        cal = Calibration(**{k: v for k, v in self.models[0].manifest["calibration"].items()
-                             if k in {f.name for f in dataclasses.fields(Calibration)}})
-        self.problem = Problem(stages=stages, groups=groups, budget=self.budget, chunk_bytes=cb,
-                               chunk_s=cal.chunk_s(cb), preload_first=True)
+        self.problem, owners, self.segments, self.seg_off = segment_problem(
+            [(m.manifest, m.program, m.name) for m in self.models], self.budget)
+        groups = self.problem.groups
         t0 = time.perf_counter()
-        if self.policy == "plan":
+        cached = self.models[0].manifest.get("segment_plan")
+        if self.policy == "plan" and len(self.models) == 1 and cached and \
+                cached.get("budget_bytes") == self.budget:
+            p = plan_from_json(cached)  # planned at compile time for this budget
+        elif self.policy == "plan":
             p = plan(self.problem, PlannerOptions(time_limit_s=self.time_limit))
         elif self.policy == "next-stage":
             p = load_next_stage(self.problem)
@@ -195,7 +172,7 @@ class StreamingSession:
                              for mi in range(len(self.models))]
         self.streamed = [g for g in self.groups if not g.preload]
         self.streamed.sort(key=lambda g: (g.first_stage, g.gid))
-        self.act_plan = [s.act_bytes for s in stages]
+        self.act_plan = [s.act_bytes for s in self.problem.stages]
 
     # -- memory accounting --------------------------------------------------------
     def _account(self, weights: int = 0, acts: int = 0) -> None:
@@ -466,6 +443,32 @@ class StreamingSession:
                 "allocator_peak_bytes": s.allocator_peak}),
         }
 
+    def trace(self) -> dict:
+        """The last run's measured events beside the plan (`texflow.wstream.trace/1`)."""
+        if self.last is None:
+            raise TexflowError("no run to trace yet")
+        prob = self.problem
+        planned = []
+        for si, st in enumerate(prob.stages):
+            loads = []
+            for gi, gp in enumerate(self.plan.groups):
+                for ld in gp.loads:
+                    if ld.stage == si and (ld.stall or ld.overlap):
+                        loads.append({"group": gi, "stall_chunks": ld.stall,
+                                      "overlap_chunks": ld.overlap})
+            planned.append({"segment": st.name, "compute_s": st.compute_s, "loads": loads})
+        return {
+            "format": "texflow.wstream.trace/1",
+            "models": [m.name for m in self.models],
+            "summary": self.summary(),
+            "chunk_bytes": prob.chunk_bytes, "chunk_s": prob.chunk_s,
+            "groups": [{"id": g.gid, "bytes": g.bytes, "preload": g.preload,
+                        "first_segment": g.first_seg, "last_segment": g.last_seg}
+                       for g in self.groups],
+            "plan": planned,
+            "events": [dataclasses.asdict(e) for e in self.last.events],
+        }
+
     def close(self) -> None:
         for fd in getattr(self, "_fds", []):
             os.close(fd)
@@ -476,6 +479,57 @@ class StreamingSession:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def segment_problem(models, budget: int):
+    """One planning Problem whose stages are the segments of `models` (a list of
+    (manifest, program, name)) in turn.  Returns (problem, owners, segments,
+    segment offsets): owners[i] = (model index, program group) of group i."""
+    cb = max(man["summary"]["chunk_bytes"] for man, _, _ in models)
+    stages, groups, owners, segments, seg_off = [], [], [], [], []
+    for mi, (man, prog, name) in enumerate(models):
+        off = len(stages)
+        seg_off.append(off)
+        mcb = man["summary"]["chunk_bytes"]
+        n = len(man["stages"])
+        held = _held_bytes(prog)
+        for k, seg in enumerate(prog["segments"]):
+            lo, hi = seg["stages"]
+            sts = man["stages"][lo:(n - 1 if hi is None else hi) + 1]
+            stages.append(Stage(compute_s=sum(s["compute_s"] for s in sts),
+                                capacity=sum(s["capacity_chunks"] for s in sts) * mcb // cb,
+                                act_bytes=max([s["act_bytes"] for s in sts] + [held[k]]),
+                                kind=min((s["kind"] for s in sts), default="reusable",
+                                         key=_KIND_ORDER.__getitem__),
+                                name=seg["function"]))
+            segments.append((mi, seg))
+        for pg in prog["groups"]:
+            groups.append(Group(chunks=max(1, math.ceil(pg["bytes"] / cb)),
+                                first=off + pg["first_segment"], last=off + pg["last_segment"],
+                                bytes=pg["bytes"], name=f"{name}:g{pg['id']}"))
+            owners.append((mi, pg))
+    cal = Calibration(**{k: v for k, v in models[0][0]["calibration"].items()
+                         if k in {f.name for f in dataclasses.fields(Calibration)}})
+    prob = Problem(stages=stages, groups=groups, budget=budget, chunk_bytes=cb,
+                   chunk_s=cal.chunk_s(cb), preload_first=True)
+    return prob, owners, segments, seg_off
+
+
+def plan_segments(manifest: dict, program: dict, time_limit: float = 10.0) -> dict:
+    """Compile time: plan the segmented program at its budget (JSON for the manifest,
+    so that a run at that budget starts without planning)."""
+    from .planner import PlannerOptions, plan
+    prob, _, _, _ = segment_problem([(manifest, program, "")], manifest["summary"]["budget_bytes"])
+    p = plan(prob, PlannerOptions(time_limit_s=time_limit))
+    return {"budget_bytes": prob.budget, "status": p.status,
+            "groups": [{"preload": gp.preload, "loads": [dataclasses.asdict(l) for l in gp.loads]}
+                       for gp in p.groups]}
+
+
+def plan_from_json(data: dict) -> Plan:
+    from .model import GroupPlan, Load
+    return Plan(groups=[GroupPlan(preload=g["preload"], loads=[Load(**l) for l in g["loads"]])
+                        for g in data["groups"]], status=data["status"] + " (compile time)")
 
 
 def _held_bytes(prog: dict) -> list[int]:

@@ -12,7 +12,8 @@ from texflow.errors import TexflowError
 
 from .costmodel import Calibration, auto_chunk_bytes
 from .model import Group, Problem, Stage
-from .stages import Analysis, StageInfo, fuse, stages_from_markers, tensor_bytes, top_block
+from .stages import (Analysis, StageInfo, fuse, sink_weight_only, stages_from_markers,
+                     tensor_bytes, top_block)
 
 WSTREAM_OPS = ("wstream.plan", "wstream.stage", "wstream.load", "wstream.wait", "wstream.release")
 
@@ -34,7 +35,10 @@ def capacity_bytes(cal: Calibration, s: StageInfo, compute_s: float) -> int:
 def analyse(func, min_weight_bytes: int, stages: list[StageInfo] | None = None) -> Analysis:
     block = top_block(func)
     if stages is None:
-        stages = stages_from_markers(block) or fuse(block)
+        stages = stages_from_markers(block)
+        if stages is None:
+            sink_weight_only(block)
+            stages = fuse(block)
     return Analysis(block, stages, min_weight_bytes)
 
 

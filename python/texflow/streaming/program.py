@@ -81,6 +81,18 @@ def _read_program(vmfb: bytes, path: str) -> dict:
                        "--memory-budget=<size>)")
 
 
+def is_streamed_module(path: str) -> bool:
+    """Whether the .vmfb at `path` is a segmented streaming module."""
+    import iree.runtime as rt
+    try:
+        with open(path, "rb") as f:
+            mod = rt.VmModule.copy_buffer(rt.VmInstance(), f.read())
+    except (OSError, RuntimeError, ValueError):
+        return False
+    return any("texflow.wstream.program" in dict(mod.lookup_function(n).reflection)
+               for n in mod.function_names)
+
+
 def _read_manifest(path: str, program: dict) -> dict:
     if not os.path.isfile(path):
         raise TexflowError(f"no plan manifest {path} (texflow-compile --memory-budget writes it "
@@ -163,4 +175,5 @@ def load_streamed(vmfb_path: str, manifest_path: str | None = None,
     return StreamedModel(vmfb_path, vmfb, program, manifest, apath, entries)
 
 
-__all__ = ["ArchiveEntry", "PROGRAM_FORMAT", "StreamedModel", "load_streamed", "program_digest"]
+__all__ = ["ArchiveEntry", "PROGRAM_FORMAT", "StreamedModel", "is_streamed_module", "load_streamed",
+           "program_digest"]

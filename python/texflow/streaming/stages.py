@@ -140,7 +140,8 @@ class StageInfo:
 
     def split_point(self) -> int | None:
         """Where adaptive fusion may split: after the root and its first
-        epilogue op, before an elementwise tail.  None if not splittable."""
+        epilogue op, before an elementwise tail.  None if not splittable
+        (also when weight-only ops lead the stage)."""
         if "hierarchical" in self.kinds or self.kinds[0] != "reusable":
             return None
         tail = len(self.kinds) - 1
@@ -153,10 +154,85 @@ def top_block(func):
     return func.regions[0].blocks[0]
 
 
+def external_operands(top) -> list:
+    """Values `top` (with its regions) uses that are defined outside it, in order."""
+    inside, out, seen = set(), [], set()
+
+    def defs(o):
+        inside.update(o.results)
+        for reg in o.regions:
+            for b in reg.blocks:
+                inside.update(b.arguments)
+        return ir.WalkResult.ADVANCE
+
+    def uses(o):
+        for v in o.operands:
+            if v not in inside and v not in seen:
+                seen.add(v)
+                out.append(v)
+        return ir.WalkResult.ADVANCE
+    top.walk(defs, ir.WalkOrder.PRE_ORDER)
+    top.walk(uses, ir.WalkOrder.PRE_ORDER)
+    return out
+
+
+def weight_only_ops(block) -> list:
+    """Compute ops whose inputs derive from constants alone (a weight's
+    transpose, a bias broadcast), in program order."""
+    act = set(block.arguments)
+    out = []
+    for o in block.operations:
+        op = o.operation
+        if any(v in act for v in external_operands(op)):
+            act.update(op.results)
+        elif classify(op) is not None and op.results:
+            out.append(op)
+    return out
+
+
+def _top_level(op, block_ops: set):
+    while op is not None and op not in block_ops:
+        op = op.parent.operation if op.parent is not None else None
+    return op
+
+
+def sink_weight_only(block) -> int:
+    """Move each weight-only compute op right before its first user.
+
+    IREE fuses such ops into their consumer (or folds them at compile time in
+    a module with constant weights); as a stage of their own they would look
+    like an activation as large as the weight, live until the consumer (GPT-2:
+    the 154 MB transposed embedding), and a weight needed early."""
+    moved = 0
+    for op in reversed(weight_only_ops(block)):
+        ops = [o.operation for o in block.operations]
+        pos = {o: i for i, o in enumerate(ops)}
+        users = []
+        for r in op.results:
+            for u in r.uses:
+                t = _top_level(u.owner.operation if hasattr(u.owner, "operation") else u.owner,
+                               pos)
+                if t is not None:
+                    users.append(t)
+        if not users:
+            continue
+        first = min(users, key=pos.__getitem__)
+        if pos[first] > pos[op] + 1:
+            op.move_before(first)
+            moved += 1
+    return moved
+
+
 def fuse(block) -> list[StageInfo]:
-    """Group the block's compute ops into stages (dispatch approximation)."""
+    """Group the block's compute ops into stages (dispatch approximation).
+    Weight-only ops join the stage of the op after them (their consumer, once
+    `sink_weight_only` has run)."""
     stages: list[StageInfo] = []
     produced: set = set()  # values produced by the current stage (and their aliases)
+    pending: list = []     # weight-only ops waiting for their consumer's stage
+    wo_results = set()
+    for op in weight_only_ops(block):
+        wo_results.update(op.results)
     for o in block.operations:
         op = o.operation
         kind = classify(op)
@@ -164,14 +240,28 @@ def fuse(block) -> list[StageInfo]:
             if op.name in ALIAS_OPS and op.operands and op.operands[0] in produced:
                 produced.update(op.results)
             continue
+        if op.results and all(r in wo_results for r in op.results):
+            pending.append((op, kind))
+            continue
         consumes = any(v in produced for v in op.operands)
         if kind == "elemental" and stages and consumes:
+            for p, k in pending:
+                stages[-1].ops.append(p)
+                stages[-1].kinds.append(k)
             stages[-1].ops.append(op)
             stages[-1].kinds.append(kind)
         else:
-            stages.append(StageInfo(ops=[op], kinds=[kind]))
+            stages.append(StageInfo(ops=[p for p, _ in pending] + [op],
+                                    kinds=[k for _, k in pending] + [kind]))
             produced = set()
+        for p, _ in pending:
+            produced.update(p.results)
+        pending = []
         produced.update(op.results)
+    if pending and stages:
+        for p, k in pending:
+            stages[-1].ops.append(p)
+            stages[-1].kinds.append(k)
     return stages
 
 
