@@ -92,6 +92,9 @@ class _Outliner:
         self.weight_of: dict = {}          # wait result -> key
         self.input_of: dict = {}           # import result -> input index
         args = list(self.block.arguments)
+        for i, a in enumerate(args):  # a function without IREE's ABI takes tensors directly
+            if str(a.type).startswith("tensor<"):
+                self.input_of[a] = i
         order: dict[int, int] = {}
         self.stage_info: dict[int, dict] = {}
         self.budget = 0
@@ -164,8 +167,12 @@ class _Outliner:
         self.outputs = []
         for v in term.operands:
             d = _owner(v)
+            if str(v.type).startswith("tensor<"):  # no ABI: the tensor itself
+                self.outputs.append(v)
+                continue
             if d is None or d.name != "hal.tensor.export":
-                raise TexflowError(f"@{self.name}: a result is not an exported tensor")
+                raise TexflowError(f"@{self.name}: a result is neither a tensor nor an "
+                                   "exported tensor")
             t = d.operands[0]
             b = _owner(t)
             if b is not None and b.name == "hal.tensor.barrier":
@@ -189,22 +196,47 @@ class _Outliner:
             pre = sum(g["bytes"] for g in self.groups if g["preload"])
             act = max([i["act_bytes"] for i in self.stage_info.values()] or [0])
             limit = max(1, (self.budget - pre - act) // 2)
-        # Greedy, but each cut goes where the fewest activation bytes are live
-        # within the stages the segment may still end at (between transformer
-        # blocks rather than inside attention): less to hold, less fusion lost.
         act = [self.stage_info.get(s, {}).get("act_bytes", 0) for s in range(n_stages)]
-        cuts, cur, s = [0], new[0], 1
-        while s < n_stages:
+        while True:
+            cuts = self._greedy_cuts(new, act, limit)
+            if limit <= 1 or self._fits(cuts, act, n_stages):
+                return cuts
+            limit //= 2
+
+    @staticmethod
+    def _greedy_cuts(new: list[int], act: list[int], limit: int) -> list[int]:
+        """Greedy, but each cut goes where the fewest activation bytes are live
+        within the stages the segment may still end at (between transformer
+        blocks rather than inside attention): less to hold, less fusion lost.
+        The first segment ends before the first streamed weight: whatever the
+        first segment uses is preloaded for good."""
+        n = len(new)
+        first = next((s for s in range(n) if new[s]), n)
+        cuts = [0] + ([first] if 0 < first < n else [])
+        cur, s = (new[first] if first < n else 0), first + 1
+        while s < n:
             if cur > 0 and cur + new[s] > limit:
                 lo = cuts[-1] + 1
                 best = min(range(lo, s + 1), key=lambda t: (act[t], -t))
                 cuts.append(best)
                 cur = sum(new[best:s + 1])
-                s += 1
-                continue
-            cur += new[s]
+            else:
+                cur += new[s]
             s += 1
         return cuts
+
+    def _fits(self, cuts: list[int], act: list[int], n_stages: int) -> bool:
+        """Whether every segment's weights, the preloaded ones and its activations
+        fit the budget (the runtime holds a segment's groups for all of it)."""
+        bounds = cuts + [n_stages]
+        pre = sum(g["bytes"] for g in self.groups if g["preload"])
+        for k in range(len(cuts)):
+            lo, hi = bounds[k], bounds[k + 1] - 1
+            live = sum(g["bytes"] for g in self.groups if not g["preload"]
+                       and g["first_stage"] <= hi and g["last_stage"] >= lo)
+            if pre + live + max(act[lo:hi + 1] or [0]) > self.budget:
+                return False
+        return True
 
     def _top_users(self, value) -> list:
         """Top-level compute ops using `value`, through clonable ops and waits;

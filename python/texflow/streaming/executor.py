@@ -124,6 +124,7 @@ class StreamingSession:
         self._peak = 0
         self._stage_hi = -1           # last stage of the running segment
         self._waiting_for = None
+        self._stop = False
         self._error: BaseException | None = None
         self._mappable = True
         self.preload_s = 0.0
@@ -255,7 +256,7 @@ class StreamingSession:
             for g in self.streamed:
                 with self._lock:
                     while True:
-                        if self._error is not None:
+                        if self._error is not None or self._stop:
                             return
                         # Groups load in order: while the run waits for a group, it
                         # and the groups before it are due whatever the plan said.
@@ -304,6 +305,7 @@ class StreamingSession:
         events = stats.events
         with self._lock:
             self._stage_hi = -1
+            self._stop = False
             self._error = None
             self._peak = self._resident + self._acts
         for g in self.streamed:
@@ -378,7 +380,7 @@ class StreamingSession:
             held.clear()
         finally:
             with self._lock:
-                self._stage_hi = 10 ** 9
+                self._stop = True  # a run that failed leaves the loader waiting
                 self._lock.notify_all()
             loader.join()
             for g in self.streamed:  # a failed run may leave groups loaded
@@ -521,7 +523,7 @@ def plan_segments(manifest: dict, program: dict, time_limit: float = 10.0) -> di
     from .planner import PlannerOptions, plan
     prob, _, _, _ = segment_problem([(manifest, program, "")], manifest["summary"]["budget_bytes"])
     p = plan(prob, PlannerOptions(time_limit_s=time_limit))
-    return {"budget_bytes": prob.budget, "status": p.status,
+    return {"budget_bytes": prob.budget, "status": p.status, "stall_chunks": p.stall_chunks,
             "groups": [{"preload": gp.preload, "loads": [dataclasses.asdict(l) for l in gp.loads]}
                        for gp in p.groups]}
 
@@ -529,7 +531,8 @@ def plan_segments(manifest: dict, program: dict, time_limit: float = 10.0) -> di
 def plan_from_json(data: dict) -> Plan:
     from .model import GroupPlan, Load
     return Plan(groups=[GroupPlan(preload=g["preload"], loads=[Load(**l) for l in g["loads"]])
-                        for g in data["groups"]], status=data["status"] + " (compile time)")
+                        for g in data["groups"]], status=data["status"] + " (compile time)",
+                stall_chunks=data.get("stall_chunks", 0))
 
 
 def _held_bytes(prog: dict) -> list[int]:

@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 
 from texflow.errors import TexflowError
 
@@ -124,9 +125,11 @@ def _read_archive(path: str, manifest: dict, program: dict) -> dict[str, Archive
     try:
         index.load(path, mmap=True)
     except Exception as e:  # IREE raises IndexError, ValueError, RuntimeError, OSError...
-        raise TexflowError(f"{path} is not a valid IREE parameter archive "
-                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") \
-            from None
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "out of range" in msg:
+            m = re.search(r"file segment out of range[^;]*", msg)
+            raise TexflowError(f"{path} is truncated ({m.group(0) if m else msg})") from None
+        raise TexflowError(f"{path} is not a valid IREE parameter archive ({msg})") from None
     want = (manifest.get("archive") or {}).get("weights") or {}
     entries = {}
     for i in range(len(index)):

@@ -1,0 +1,244 @@
+"""The streaming runtime: a segmented module executes its plan under a budget and
+computes exactly what the unstreamed module computes; bad files fail early."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from texflow.errors import TexflowError
+from texflow.runtime import Module
+from texflow.streaming.executor import StreamingSession
+from texflow.streaming.program import load_streamed
+
+
+def mlp(seed: int, d_in: int = 64, d: int = 64, d_out: int = 64, layers: int = 6):
+    """MatMul+Add+Relu layers with random weights (about 100 KB at the defaults)."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, x = [], [], "x"
+    for i in range(layers):
+        a, b = (d_in if i == 0 else d), (d_out if i == layers - 1 else d)
+        inits += [numpy_helper.from_array(rng.standard_normal((a, b)).astype(np.float32) / 8,
+                                          f"w{i}"),
+                  numpy_helper.from_array(rng.standard_normal(b).astype(np.float32), f"b{i}")]
+        nodes += [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]),
+                  helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"])]
+        x = f"a{i}"
+        if i < layers - 1:
+            nodes.append(helper.make_node("Relu", [x], [f"r{i}"]))
+            x = f"r{i}"
+    nodes[-1].output[0] = "y"
+    g = helper.make_graph(nodes, "mlp",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, d_in])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, d_out])],
+                          inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 9
+    return m
+
+
+def tool(name, *args):
+    p = subprocess.run([sys.executable, "-m", f"texflow.cli.{name}", *map(str, args)],
+                       capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def one_line_error(rc, err, name, pattern):
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert rc != 0 and len(lines) == 1, err
+    assert lines[0].startswith(f"texflow-{name}: error: ") and pattern in lines[0], err
+    assert "Traceback" not in err
+
+
+BUDGET = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    d = tmp_path_factory.mktemp("wstream_runtime")
+    for name, model in (("a", mlp(0)), ("b", mlp(1)), ("c", mlp(2, d_out=16, layers=3))):
+        onnx.save(model, d / f"{name}.onnx")
+        rc, _, err = tool("compile", d / f"{name}.onnx", "-o", d / f"{name}.vmfb")
+        assert rc == 0, err
+        rc, _, err = tool("compile", d / f"{name}.onnx", "-o", d / f"{name}.s.vmfb",
+                          f"--memory-budget={BUDGET}")
+        assert rc == 0, err
+    x = np.random.default_rng(7).standard_normal((1, 8, 64)).astype(np.float32)
+    np.save(d / "x.npy", x)
+    return d, x
+
+
+def test_segmented_module_describes_itself(built):
+    d, _ = built
+    m = load_streamed(str(d / "a.s.vmfb"))
+    prog = m.program
+    assert len(prog["segments"]) >= 2, "the budget should force several segments"
+    # every planned weight is an argument (none stays embedded) and is in the archive
+    keys = {k for g in prog["groups"] for k in g["keys"]}
+    args = {key for seg in prog["segments"] for kind, key in seg["args"] if kind == "weight"}
+    assert keys == args == set(m.entries)
+    assert m.weight_bytes == sum(g["bytes"] for g in prog["groups"]) > BUDGET
+    assert os.path.getsize(d / "a.s.vmfb") < os.path.getsize(d / "a.vmfb") - 50_000
+
+
+@pytest.mark.parametrize("policy", ["plan", "next-stage", "preload-all"])
+def test_streamed_equals_unstreamed_bit_for_bit(built, policy):
+    d, x = built
+    ref = Module(str(d / "a.vmfb"))(x)[0]
+    budget = BUDGET if policy != "preload-all" else 10 ** 9
+    with StreamingSession([str(d / "a.s.vmfb")], memory_budget=budget, policy=policy) as s:
+        for _ in range(2):  # the second run streams again (streamed groups were released)
+            y = s.run(x)[0]
+            assert np.array_equal(y, ref)
+        st = s.summary()
+    assert st["peak_accounted_bytes"] <= budget
+    if policy != "preload-all":
+        assert st["streamed_bytes"] > 0 and st["loaded_bytes"] == st["streamed_bytes"]
+        assert st["preloaded_bytes"] + st["streamed_bytes"] == st["weight_bytes"]
+    assert st["allocator_peak_bytes"] is None or st["allocator_peak_bytes"] > 0
+
+
+def test_runtime_budget_replans_and_is_kept(built):
+    d, x = built
+    ref = Module(str(d / "a.vmfb"))(x)[0]
+    tight = 56 * 1024
+    with StreamingSession([str(d / "a.s.vmfb")], memory_budget=tight) as s:
+        assert np.array_equal(s.run(x)[0], ref)
+        assert s.summary()["peak_accounted_bytes"] <= tight
+        assert "compile time" not in s.plan.status  # planned again for this budget
+    with pytest.raises(TexflowError, match="below the minimum"):
+        StreamingSession([str(d / "a.s.vmfb")], memory_budget="4KiB")
+
+
+def test_trace_records_overlapping_loads(built):
+    d, x = built
+    with StreamingSession([str(d / "a.s.vmfb")]) as s:
+        s.run(x)
+        tr = s.trace()
+    kinds = {e["kind"] for e in tr["events"]}
+    assert {"load", "compute"} <= kinds
+    loads = [e for e in tr["events"] if e["kind"] == "load"]
+    assert sum(e["bytes"] for e in loads) == tr["summary"]["streamed_bytes"]
+    assert all(e["t1"] >= e["t0"] >= 0 for e in tr["events"])
+    assert len(tr["plan"]) == tr["summary"]["segments"]
+
+
+def test_models_in_turn_share_one_budget(built):
+    d, x = built
+    want = Module(str(d / "c.vmfb"))(Module(str(d / "a.vmfb"))(x)[0])[0]
+    budget = 96 * 1024
+    with StreamingSession([str(d / "a.s.vmfb"), str(d / "c.s.vmfb")], memory_budget=budget) as s:
+        y = s.run(x)[0]
+        st = s.summary()
+    assert np.array_equal(y, want)
+    assert st["peak_accounted_bytes"] <= budget
+    assert st["segments"] == sum(len(load_streamed(str(d / f)).program["segments"])
+                                 for f in ("a.s.vmfb", "c.s.vmfb"))
+    # c's outputs (16 wide) cannot feed a (64 wide)
+    with pytest.raises(TexflowError, match="returns 1x8x16xf32 but"):
+        with StreamingSession([str(d / "c.s.vmfb"), str(d / "a.s.vmfb")],
+                              memory_budget=budget) as s:
+            s.run(x)
+
+
+def test_cli_streamed_run(built, tmp_path):
+    d, x = built
+    ref = Module(str(d / "a.vmfb"))(x)[0]
+    rc, _, err = tool("run", d / "a.s.vmfb", f"--input=@{d / 'x.npy'}",
+                      f"--output=@{tmp_path / 'y.npy'}", "--stats", "--cold", "--repeat=2",
+                      f"--trace={tmp_path / 't.json'}", f"--gantt={tmp_path / 'g.png'}")
+    assert rc == 0, err
+    assert np.array_equal(np.load(tmp_path / "y.npy"), ref)
+    stats = json.loads(err.split("texflow-run: ", 1)[1])
+    assert stats["peak_accounted_bytes"] <= BUDGET
+    assert json.loads((tmp_path / "t.json").read_text())["format"] == "texflow.wstream.trace/1"
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    # two modules in turn from the command line
+    rc, _, err = tool("run", d / "a.s.vmfb", d / "c.s.vmfb", f"--input=@{d / 'x.npy'}",
+                      "--memory-budget=96KiB", f"--output=@{tmp_path / 'z.npy'}")
+    assert rc == 0, err
+    want = Module(str(d / "c.vmfb"))(ref)[0]
+    assert np.array_equal(np.load(tmp_path / "z.npy"), want)
+
+
+def _copy(d, tmp_path, name="a.s.vmfb"):
+    for suffix in ("", ".irpa", ".plan.json"):
+        shutil.copy(d / (name + suffix), tmp_path / (name + suffix))
+    return tmp_path / name
+
+
+def test_bad_files_fail_before_compute(built, tmp_path):
+    d, x = built
+    out = tmp_path / "y.npy"
+    xin = f"--input=@{d / 'x.npy'}"
+
+    def expect(mod, pattern, *extra):
+        rc, _, err = tool("run", mod, xin, f"--output=@{out}", *extra)
+        one_line_error(rc, err, "run", pattern)
+        assert not out.exists()
+        assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+    m = _copy(d, tmp_path)
+    irpa = tmp_path / "a.s.vmfb.irpa"
+    # missing archive / manifest
+    os.rename(irpa, tmp_path / "saved.irpa")
+    expect(m, "no weight archive")
+    os.rename(tmp_path / "saved.irpa", irpa)
+    # another model's archive and manifest
+    expect(m, "differs from the one the module was compiled",
+           f"--weights={d / 'b.s.vmfb.irpa'}")
+    # (a and b have the same program: b's plan is caught by its checksums)
+    expect(m, "another mod", f"--plan={d / 'b.s.vmfb.plan.json'}")
+    expect(m, "written for another module", f"--plan={d / 'c.s.vmfb.plan.json'}")
+    # truncated archive
+    data = irpa.read_bytes()
+    irpa.write_bytes(data[:len(data) // 2])
+    expect(m, "truncated")
+    # one flipped byte in the last weight: caught by its checksum before it is used
+    entries = load_streamed(str(d / "a.s.vmfb")).entries
+    last = max(entries.values(), key=lambda e: e.offset)
+    bad = bytearray(data)
+    bad[last.offset + last.length // 2] ^= 0x40
+    irpa.write_bytes(bytes(bad))
+    expect(m, "fails its sha256 check")
+    # not an archive at all
+    irpa.write_bytes(b"not an archive" * 10)
+    expect(m, "not a valid IREE parameter archive")
+    # a plain module with streaming options
+    expect(d / "a.vmfb", "needs a module compiled with texflow-compile --memory-budget",
+           "--memory-budget=1MiB")
+    # a budget the runtime cannot meet
+    expect(d / "a.s.vmfb", "below the minimum", "--memory-budget=2KiB")
+
+
+def test_wrong_inputs_fail_before_compute(built):
+    d, _ = built
+    rc, _, err = tool("run", d / "a.s.vmfb", "--input=1x8x32xf32=1")
+    one_line_error(rc, err, "run", "input 0: expected 1x8x64xf32, got 1x8x32xf32")
+    rc, _, err = tool("run", d / "a.s.vmfb", "--input=1x8x64xi32=1")
+    one_line_error(rc, err, "run", "expected 1x8x64xf32, got 1x8x64xi32")
+    rc, _, err = tool("run", d / "a.s.vmfb")
+    one_line_error(rc, err, "run", "takes 1 input(s), got 0")
+
+
+def test_streamed_on_vulkan(built, tmp_path, vulkan):
+    d, x = built
+    m = tmp_path / "v.vmfb"
+    rc, _, err = tool("compile", d / "a.onnx", "-o", m, "--target=vulkan-generic",
+                      f"--memory-budget={BUDGET}")
+    assert rc == 0, err
+    ref = Module(str(d / "a.vmfb"))(x)[0]
+    with StreamingSession([str(m)], driver="vulkan") as s:
+        y = s.run(x)[0]
+        st = s.summary()
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    assert st["streamed_bytes"] > 0 and st["peak_accounted_bytes"] <= BUDGET
+    assert st["allocator_peak_bytes"] is None  # Vulkan's allocator peak is cumulative
