@@ -197,46 +197,36 @@ class _Outliner:
             act = max([i["act_bytes"] for i in self.stage_info.values()] or [0])
             limit = max(1, (self.budget - pre - act) // 2)
         act = [self.stage_info.get(s, {}).get("act_bytes", 0) for s in range(n_stages)]
-        while True:
-            cuts = self._greedy_cuts(new, act, limit)
-            if limit <= 1 or self._fits(cuts, act, n_stages):
-                return cuts
-            limit //= 2
+        pre = sum(g["bytes"] for g in self.groups if g["preload"])
+        streamed = [g for g in self.groups if not g["preload"]]
 
-    @staticmethod
-    def _greedy_cuts(new: list[int], act: list[int], limit: int) -> list[int]:
-        """Greedy, but each cut goes where the fewest activation bytes are live
-        within the stages the segment may still end at (between transformer
-        blocks rather than inside attention): less to hold, less fusion lost.
-        The first segment ends before the first streamed weight: whatever the
-        first segment uses is preloaded for good."""
-        n = len(new)
-        first = next((s for s in range(n) if new[s]), n)
-        cuts = [0] + ([first] if 0 < first < n else [])
-        cur, s = (new[first] if first < n else 0), first + 1
-        while s < n:
-            if cur > 0 and cur + new[s] > limit:
-                lo = cuts[-1] + 1
-                best = min(range(lo, s + 1), key=lambda t: (act[t], -t))
+        def fits(lo: int, hi: int) -> bool:
+            """The segment's weights, the preloaded ones and its activations fit
+            (the runtime holds a segment's groups for all of it)."""
+            live = sum(g["bytes"] for g in streamed
+                       if g["first_stage"] <= hi and g["last_stage"] >= lo)
+            return pre + live + max(act[lo:hi + 1]) <= self.budget
+
+        # Greedy, but each cut goes where the fewest activation bytes are live
+        # within the stages the segment may still end at (between transformer
+        # blocks rather than inside attention): less to hold, less fusion lost.
+        # The first segment ends before the first streamed weight: whatever it
+        # uses is preloaded for good.
+        first = next((s for s in range(n_stages) if new[s]), n_stages)
+        cuts = [0] + ([first] if 0 < first < n_stages else [])
+        cur, s = (new[first] if first < n_stages else 0), first + 1
+        while s < n_stages:
+            lo = cuts[-1]
+            if cur > 0 and (cur + new[s] > limit or not fits(lo, s)):
+                best = min(range(lo + 1, s + 1), key=lambda t: (act[t], -t))
+                if not fits(best, s):
+                    best = s
                 cuts.append(best)
                 cur = sum(new[best:s + 1])
             else:
                 cur += new[s]
             s += 1
         return cuts
-
-    def _fits(self, cuts: list[int], act: list[int], n_stages: int) -> bool:
-        """Whether every segment's weights, the preloaded ones and its activations
-        fit the budget (the runtime holds a segment's groups for all of it)."""
-        bounds = cuts + [n_stages]
-        pre = sum(g["bytes"] for g in self.groups if g["preload"])
-        for k in range(len(cuts)):
-            lo, hi = bounds[k], bounds[k + 1] - 1
-            live = sum(g["bytes"] for g in self.groups if not g["preload"]
-                       and g["first_stage"] <= hi and g["last_stage"] >= lo)
-            if pre + live + max(act[lo:hi + 1] or [0]) > self.budget:
-                return False
-        return True
 
     def _top_users(self, value) -> list:
         """Top-level compute ops using `value`, through clonable ops and waits;

@@ -49,7 +49,7 @@ def planned(tmp_path_factory):
     path = d / "mlp.onnx"
     onnx.save(model, path)
     man_path = d / "plan.json"
-    c = Compiler(CompileOptions(memory_budget="24KiB", plan_time_limit=5.0,
+    c = Compiler(CompileOptions(memory_budget="15KiB", plan_time_limit=5.0,
                                 plan_manifest=str(man_path), compile_to="texflow-wstream"))
     module = c.load(str(path))
     c.compile_module(module)
@@ -186,8 +186,8 @@ def test_archive_dense_resource_and_bf16(tmp_path):
 def test_weights_need_the_plan(planned, tmp_path):
     """After texflow-finalize the wstream ops are gone: a clear error."""
     d, _, manifest, _ = planned
-    c = Compiler(CompileOptions(memory_budget="24KiB", plan_time_limit=5.0,
-                                compile_to="texflow-finalize"))
+    c = Compiler(CompileOptions(memory_budget="15KiB", plan_time_limit=5.0,
+                                compile_to="texflow-finalize", stream_segments=False))
     module = c.load(str(d / "mlp.onnx"))
     c.compile_module(module)
     with pytest.raises(TexflowError, match="no wstream.wait"):

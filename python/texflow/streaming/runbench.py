@@ -1,0 +1,283 @@
+"""Benchmark of the streaming runtime on the suite's models (a report, not a test).
+
+    python -m texflow.streaming.runbench --models vit,gpt2 --fractions 0.5,0.25
+
+For each model and budget (a fraction of its ONNX weight bytes; where that is
+below what the plan can meet, the smallest feasible budget, marked "min"):
+plain IREE with every weight embedded and resident ("resident") against the
+streamed module run three ways: texflow's plan, "load the next segment's
+weights" (naive streaming) and "preload everything" (the segmented module with
+all weights resident, which isolates what cutting the program costs).
+
+Every configuration runs in its own process (allocator statistics and peak
+RSS are per process), compute on one IREE worker so the loader has the other
+core.  Warm latency = median of repeated runs with the files in the page
+cache.  Cold start = open + first run after evicting the module and archive
+from the page cache with posix_fadvise(DONTNEED) (measured, not assumed: the
+archive's cold read bandwidth is measured the same way and reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+MODELS = ("vit", "gpt2", "sdunet", "llama")
+
+
+def _env():
+    env = dict(os.environ)
+    env["IREE_TASK_TOPOLOGY_GROUP_COUNT"] = "1"
+    return env
+
+
+def _compile(onnx_path, out, budget=None) -> tuple[bool, str]:
+    cmd = [sys.executable, "-m", "texflow.cli.compile", onnx_path, "-o", out]
+    if budget == "plain":
+        cmd.append("--no-layout")
+    elif budget:
+        cmd.append(f"--memory-budget={budget}")
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    return p.returncode == 0, p.stderr.strip()
+
+
+def _weight_bytes(onnx_path) -> int:
+    import onnx
+    from onnx import numpy_helper
+    m = onnx.load(onnx_path)
+    return sum(numpy_helper.to_array(i).nbytes for i in m.graph.initializer)
+
+
+def _inputs(name):
+    from texflow.bench.models import cache_dir
+    d = cache_dir() / name
+    z = np.load(os.path.join(d, "inputs.npz"))
+    return [z[k] for k in z.files]
+
+
+# -- child processes -------------------------------------------------------------
+
+def child(args) -> dict:
+    from texflow.streaming.executor import StreamingSession, evict_file
+    xs = _inputs(args.model)
+    out: dict = {}
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if args.kind == "readbw":
+        evict_file(args.path)
+        t0 = time.perf_counter()
+        n = 0
+        with open(args.path, "rb", buffering=0) as f:
+            while True:
+                b = f.read(8 << 20)
+                if not b:
+                    break
+                n += len(b)
+        return {"read_bytes_per_s": n / (time.perf_counter() - t0), "bytes": n}
+    if args.kind == "resident":
+        from texflow.runtime import Module
+        evict_file(args.path)
+        t0 = time.perf_counter()
+        mod = Module(args.path)
+        y = mod(*xs)
+        out["cold_s"] = time.perf_counter() - t0
+        lat = []
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            mod(*xs)
+            lat.append(time.perf_counter() - t)
+        out["warm_s"] = statistics.median(lat)
+    else:
+        evict_file(args.path)
+        evict_file(args.path + ".irpa")
+        t0 = time.perf_counter()
+        s = StreamingSession([args.path], memory_budget=args.budget, policy=args.kind)
+        y = s.run(*xs)
+        out["cold_s"] = time.perf_counter() - t0
+        out["cold_summary"] = s.summary()
+        lat, stall, peak = [], [], []
+        for _ in range(args.runs):
+            s.run(*xs)
+            lat.append(s.last.latency_s)
+            stall.append(s.last.stall_s)
+            peak.append(s.last.peak_accounted)
+        out["warm_s"] = statistics.median(lat)
+        out["warm_stall_s"] = statistics.median(stall)
+        out["summary"] = s.summary()
+        out["peak_accounted_bytes"] = max(peak + [s.summary()["peak_accounted_bytes"]])
+        if args.trace:
+            from texflow.streaming.chart import trace_chart
+            trace_chart(s.trace(), args.trace)
+        s.close()
+    np.save(args.output, y[0])
+    out["rss_peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out["rss_base_bytes"] = base_rss
+    return out
+
+
+def _run_child(model, kind, path, budget=None, runs=5, trace=None, output=None) -> dict:
+    cmd = [sys.executable, "-m", "texflow.streaming.runbench", "--child", "--model", model,
+           "--kind", kind, "--path", path, "--runs", str(runs), "--output", output or os.devnull]
+    if budget:
+        cmd += ["--budget", str(budget)]
+    if trace:
+        cmd += ["--trace", trace]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+# -- driver ---------------------------------------------------------------------------
+
+def bench_model(name, fractions, runs, work, out_dir) -> dict:
+    from texflow.bench.models import cache_dir
+    onnx_path = str(cache_dir() / name / "model.onnx")
+    W = _weight_bytes(onnx_path)
+    res = {"model": name, "weight_bytes": W, "budgets": []}
+    plain = os.path.join(work, f"{name}.plain.vmfb")
+    if not os.path.exists(plain):
+        ok, err = _compile(onnx_path, plain, "plain")
+        if not ok:
+            res["error"] = err
+            return res
+    ref = os.path.join(work, f"{name}.ref.npy")
+    res["resident"] = _run_child(name, "resident", plain, runs=runs, output=ref)
+    for frac in fractions:
+        budget = int(W * frac)
+        entry = {"fraction": frac, "requested_bytes": budget}
+        vm = os.path.join(work, f"{name}.{int(frac * 100)}.vmfb")
+        ok, err = _compile(onnx_path, vm, budget)
+        if not ok:
+            m = re.search(r"below the minimum [^(]*\((\d+) bytes\)", err)
+            if not m:
+                entry["error"] = err
+                res["budgets"].append(entry)
+                continue
+            entry["infeasible"] = err.split("error: ", 1)[-1]
+            budget = int(int(m.group(1)) * 1.03)
+            ok, err = _compile(onnx_path, vm, budget)
+            if not ok:
+                entry["error"] = err
+                res["budgets"].append(entry)
+                continue
+            entry["min"] = True
+        entry["budget_bytes"] = budget
+        if "readbw" not in res:
+            res["readbw"] = _run_child(name, "readbw", vm + ".irpa")
+        for pol in ("plan", "next-stage", "preload-all"):
+            outp = os.path.join(work, f"{name}.{int(frac * 100)}.{pol}.npy")
+            trace = os.path.join(out_dir, f"gantt_{name}_{int(frac * 100)}.png") \
+                if pol == "plan" else None
+            r = _run_child(name, pol, vm, budget=budget if pol != "preload-all" else 10 ** 12,
+                           runs=runs, trace=trace, output=outp)
+            if "error" not in r and os.path.exists(outp) and os.path.exists(ref):
+                a, b = np.load(outp), np.load(ref)
+                r["max_abs_diff_vs_resident"] = float(np.abs(a - b).max())
+                r["bitwise_vs_resident"] = bool(np.array_equal(a, b))
+            entry[pol] = r
+        res["budgets"].append(entry)
+    return res
+
+
+def _mb(n):
+    return f"{n / 1e6:.1f}"
+
+
+def report(results, path_md):
+    lines = ["# Streaming runtime: measured (llvm-cpu, local-task, 1 compute worker)", "",
+             "Generated by `python -m texflow.streaming.runbench`. Budgets are fractions of the "
+             "ONNX weight bytes; \"min\" marks the smallest budget the plan meets where the "
+             "fraction is infeasible. Ratios are against plain IREE with all weights embedded "
+             "(resident). Cold = open + first run after evicting the files from the page cache.",
+             "", "| model | budget | MB | segs | preloaded MB | streamed MB | warm plan ms (x resident) "
+             "| warm next-stage ms (x) | warm all-resident segmented ms (x) | cold plan ms | "
+             "cold next-stage ms | cold resident ms | cold plan / resident | bound ms | "
+             "cold plan / bound | peak accounted MB | allocator peak MB | RSS MB | bitwise |",
+             "|" + "---|" * 20]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['model']} | error: {r['error'][:120]} |" + " |" * 18)
+            continue
+        res = r["resident"]
+        bw = r.get("readbw", {}).get("read_bytes_per_s")
+        for b in r["budgets"]:
+            tag = f"{int(b['fraction'] * 100)}%" + (" (min)" if b.get("min") else "")
+            if "error" in b:
+                lines.append(f"| {r['model']} | {tag} | error: {b['error'][:150]} |" + " |" * 17)
+                continue
+            p, n, a = b["plan"], b["next-stage"], b["preload-all"]
+            if "error" in p:
+                lines.append(f"| {r['model']} | {tag} | {_mb(b['budget_bytes'])} | run error: "
+                             f"{p['error'][:150]} |" + " |" * 16)
+                continue
+            s = p["summary"]
+            bound = max(r["weight_bytes"] / bw if bw else 0, res["warm_s"])
+
+            def x(v):
+                return f"{v['warm_s'] * 1e3:.1f} ({v['warm_s'] / res['warm_s']:.2f}x)" \
+                    if "warm_s" in v else v.get("error", "")[:60]
+            lines.append(
+                f"| {r['model']} | {tag} | {_mb(b['budget_bytes'])} | {s['segments']} | "
+                f"{_mb(s['preloaded_bytes'])} | {_mb(s['streamed_bytes'])} | {x(p)} | {x(n)} | "
+                f"{x(a)} | {p['cold_s'] * 1e3:.0f} | "
+                f"{n.get('cold_s', float('nan')) * 1e3:.0f} | {res['cold_s'] * 1e3:.0f} | "
+                f"{p['cold_s'] / res['cold_s']:.2f} | {bound * 1e3:.0f} | "
+                f"{p['cold_s'] / bound:.2f} | {_mb(p['peak_accounted_bytes'])} | "
+                f"{_mb(s['allocator_peak_bytes'] or 0)} | "
+                f"{_mb(p['rss_peak_bytes'] - p['rss_base_bytes'])} | "
+                f"{p.get('bitwise_vs_resident')} |")
+    lines += ["", "Cold-read bandwidth of each archive after eviction (MB/s): " + ", ".join(
+        f"{r['model']} {r['readbw']['read_bytes_per_s'] / 1e6:.0f}" for r in results
+        if r.get("readbw", {}).get("read_bytes_per_s")), ""]
+    for r in results:
+        for b in r.get("budgets", []):
+            if b.get("infeasible"):
+                lines.append(f"- {r['model']} at {int(b['fraction'] * 100)}%: {b['infeasible']}")
+    with open(path_md, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--model")
+    ap.add_argument("--kind")
+    ap.add_argument("--path")
+    ap.add_argument("--budget")
+    ap.add_argument("--trace")
+    ap.add_argument("--output")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--fractions", default="0.5,0.25")
+    ap.add_argument("--work", default=os.path.expanduser("~/.cache/texflow/streaming"))
+    ap.add_argument("--out", default="benchmarks/streaming")
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args)))
+        return 0
+    os.makedirs(args.work, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+    results = []
+    for name in args.models.split(","):
+        t0 = time.perf_counter()
+        results.append(bench_model(name, [float(f) for f in args.fractions.split(",")],
+                                   args.runs, args.work, args.out))
+        print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        with open(os.path.join(args.out, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+        report(results, os.path.join(args.out, "report.md"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
