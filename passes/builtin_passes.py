@@ -11,3 +11,4 @@ from . import wstream_stages  # noqa: F401
 from . import wstream_plan  # noqa: F401
 from . import wstream_lower  # noqa: F401
 from . import wstream_outline  # noqa: F401
+from . import wstream_split  # noqa: F401

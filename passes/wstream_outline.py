@@ -117,6 +117,7 @@ class _Outliner:
                 starts = [sched[i] for i in range(0, len(sched), 3)
                           if sched[i + 1] or sched[i + 2]]
                 groups[g] = {"id": g, "bytes": _int_attr(op, "bytes"),
+                             "mapped": "mapped_bytes" in op.attributes,
                              "preload": ir.BoolAttr(op.attributes["preload"]).value,
                              "start_stage": min(starts) if starts else 0, "keys": []}
             elif n == "wstream.wait":
@@ -413,7 +414,7 @@ class _Outliner:
             "output_types": [_type_text(v.type) for v in self.outputs],
             "segments": segments,
             "values": values,
-            "groups": [{k: g[k] for k in ("id", "bytes", "preload", "keys", "shapes",
+            "groups": [{k: g[k] for k in ("id", "bytes", "mapped", "preload", "keys", "shapes",
                                            "first_stage", "last_stage", "start_stage",
                                            "first_segment", "last_segment", "start_segment")}
                        for g in self.groups],

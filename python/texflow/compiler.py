@@ -46,8 +46,12 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
         opts = [f"memory-budget={options.memory_budget}", f"time-limit={options.plan_time_limit}"]
         if options.plan_manifest:
             opts.append(f"manifest={options.plan_manifest}")
+        # A weight over an eighth of the budget is split with its contraction
+        # (one stage per slice), so that no single weight makes a budget infeasible.
+        from texflow.streaming.model import parse_bytes
+        split = f"texflow-wstream-split-weights{{max-bytes={max(1, parse_bytes(options.memory_budget) // 8)}}},"
         phases.append(Phase("texflow-wstream", "weight-streaming plan under a memory budget (FlashMem)",
-                            "texflow-wstream-plan{" + " ".join(opts) + "}"))
+                            split + "texflow-wstream-plan{" + " ".join(opts) + "}"))
     # A streamed module is cut into segment functions whose weights are
     # arguments (texflow-wstream-outline), so the runtime can execute the plan.
     lower = "texflow-wstream-outline" if options.memory_budget and options.stream_segments \

@@ -239,7 +239,7 @@ def weights_from_module(module_op, manifest) -> list[Weight]:
                 ws.append(Weight(weight_key(name, g["id"], k), name, g["id"], k,
                                  _element_type(op.results[0].type), a))
             nbytes = sum(w.array.nbytes for w in ws)
-            if nbytes != g["bytes"]:
+            if nbytes != g.get("full_bytes", g["bytes"]):
                 raise TexflowError(f"function @{name} group {g['id']}: weights hold {nbytes} "
                                    f"bytes, the manifest says {g['bytes']}")
             out += ws

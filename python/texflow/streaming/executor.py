@@ -83,6 +83,7 @@ class _Group:
     start_stage: int
     first_seg: int              # global segment indices
     last_seg: int
+    mapped: bool = False        # gathered from only: mapped from the archive, not read
     views: dict = dataclasses.field(default_factory=dict)   # key -> HalBufferView
     ready: threading.Event = dataclasses.field(default_factory=threading.Event)
     verified: bool = False
@@ -168,7 +169,8 @@ class StreamingSession:
             self.groups.append(_Group(
                 gid=gid, model=mi, keys=list(pg["keys"]), bytes=G.bytes,
                 first_stage=G.first, last_stage=G.last, preload=bool(gp.preload),
-                start_stage=min(start, G.first), first_seg=G.first, last_seg=G.last))
+                start_stage=min(start, G.first), first_seg=G.first, last_seg=G.last,
+                mapped=bool(pg.get("mapped"))))
         self.group_of_key = [{k: g for g in self.groups if g.model == mi for k in g.keys}
                              for mi in range(len(self.models))]
         self.streamed = [g for g in self.groups if not g.preload]
@@ -211,7 +213,11 @@ class StreamingSession:
         t0 = time.perf_counter()
         m = self.models[g.model]
         fd = self._fds[g.model]
-        self._account(weights=g.bytes)
+        if g.mapped and self.driver != "vulkan":
+            self._map(g, m, events, t0)
+            return
+        full = sum(m.entries[k].length for k in g.keys)
+        self._account(weights=full)  # (a mapped group read whole on Vulkan costs all of it)
         views = {}
         for key in g.keys:
             e = m.entries[key]
@@ -242,10 +248,35 @@ class StreamingSession:
                                 time.perf_counter(), g.bytes))
         g.ready.set()
 
+    def _map(self, g: _Group, m, events, t0) -> None:
+        """A weight only gathered from (an embedding table) is mapped from the
+        archive and imported without a copy: the gather reads the rows its
+        tokens select, page by page.  What it can touch (`g.bytes`, rows x
+        pages) is accounted; it is not checksummed (that would read it all)."""
+        from iree.runtime.array_interop import map_dtype_to_element_type
+        rt = self._rt
+        self._account(weights=g.bytes)
+        views = {}
+        for key in g.keys:
+            e = m.entries[key]
+            mm = np.memmap(m.archive_path, dtype=np.uint8, mode="c", offset=e.offset,
+                           shape=(e.length,))
+            buf = self.device.allocator.import_host_allocation(
+                mm, int(rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE),
+                int(rt.BufferUsage.DEFAULT))
+            views[key] = rt.HalBufferView(buf, list(e.shape),
+                                          map_dtype_to_element_type(np.dtype(e.dtype)))
+        g.views = views
+        if events is not None:
+            events.append(Event("load", f"{m.name}:g{g.gid} (mapped)", t0, time.perf_counter(), 0))
+        g.ready.set()
+
     def _release(self, g: _Group) -> None:
+        full = g.bytes if g.mapped and self.driver != "vulkan" else \
+            sum(self.models[g.model].entries[k].length for k in g.keys)
         g.views = {}
         g.ready.clear()
-        self._account(weights=-g.bytes)
+        self._account(weights=-full)
 
     def _reserve(self, g: _Group) -> int:
         lo = max(self._stage_hi, 0)

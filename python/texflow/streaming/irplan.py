@@ -12,8 +12,8 @@ from texflow.errors import TexflowError
 
 from .costmodel import Calibration, auto_chunk_bytes
 from .model import Group, Problem, Stage
-from .stages import (Analysis, StageInfo, fuse, sink_weight_only, stages_from_markers,
-                     tensor_bytes, top_block)
+from .stages import (Analysis, StageInfo, fuse, gather_bound, sink_weight_only,
+                     stages_from_markers, tensor_bytes, top_block)
 
 WSTREAM_OPS = ("wstream.plan", "wstream.stage", "wstream.load", "wstream.wait", "wstream.release")
 
@@ -65,15 +65,29 @@ def build_problem(an: Analysis, cal: Calibration, budget: int, chunk_bytes: int,
         return None
     total = sum(tensor_bytes(w.results[0].type) for w, _ in spans)
     cb = chunk_bytes or auto_chunk_bytes(total)
+    # Weights only gathered from (embedding tables) are mapped by the runtime,
+    # each a group of its own that costs the rows it can touch.
+    mapped = {}
+    for w, _ in spans:
+        b = gather_bound(w.results[0])
+        if b is not None:
+            mapped[id(w)] = b
     by_first: dict[int, list] = {}
+    solo = []
     for w, (f, l) in spans:
-        by_first.setdefault(f, []).append((w, l))
+        if id(w) in mapped:
+            solo.append((f, w, l))
+        else:
+            by_first.setdefault(f, []).append((w, l))
+    entries = [(f, 0, ws) for f, ws in by_first.items()] + \
+        [(f, 1 + i, [(w, l)]) for i, (f, w, l) in enumerate(solo)]
     groups, members = [], []
-    for f in sorted(by_first):
-        ws = by_first[f]
-        b = sum(tensor_bytes(w.results[0].type) for w, _ in ws)
+    for f, _, ws in sorted(entries, key=lambda e: (e[0], e[1])):
+        full = sum(tensor_bytes(w.results[0].type) for w, _ in ws)
+        is_mapped = len(ws) == 1 and id(ws[0][0]) in mapped
+        b = mapped[id(ws[0][0])] if is_mapped else full
         groups.append(Group(chunks=max(1, math.ceil(b / cb)), first=f, last=max(l for _, l in ws),
-                            bytes=b, name=f"g{len(groups)}"))
+                            bytes=b, name=f"g{len(groups)}", full_bytes=full if is_mapped else 0))
         members.append([w for w, _ in ws])
     stages, compute = [], []
     for i, s in enumerate(an.stages):
@@ -146,10 +160,12 @@ def emit_plan(built: Built, plan, replay) -> None:
             if pos[at] > pos[first_user]:
                 at = first_user
         with ir.InsertionPoint(at), at.location:
-            load = ir.Operation.create("wstream.load", results=[token], attributes={
-                "group": _i64(gi), "bytes": _i64(g.bytes), "chunks": _i64(g.chunks),
-                "preload": ir.BoolAttr.get(bool(gp.preload)),
-                "schedule": ir.DenseI64ArrayAttr.get(sched)})
+            attrs = {"group": _i64(gi), "bytes": _i64(g.bytes), "chunks": _i64(g.chunks),
+                     "preload": ir.BoolAttr.get(bool(gp.preload)),
+                     "schedule": ir.DenseI64ArrayAttr.get(sched)}
+            if g.full_bytes:  # mapped: `bytes` is what a gather can touch
+                attrs["mapped_bytes"] = _i64(g.full_bytes)
+            load = ir.Operation.create("wstream.load", results=[token], attributes=attrs)
         for w in ws:  # weights defined after the wait point move up (they have no operands)
             if pos[w] > pos[first_user]:
                 w.move_before(first_user)
@@ -180,6 +196,7 @@ def manifest(built: Built, plan, replay, cal: Calibration, func_name: str) -> di
                     "resident_bytes": replay.resident_bytes[i]}
                    for i, s in enumerate(prob.stages)],
         "groups": [{"id": i, "bytes": g.bytes, "chunks": g.chunks, "first": g.first,
+                    **({"mapped": True, "full_bytes": g.full_bytes} if g.full_bytes else {}),
                     "last": g.last, "preload": gp.preload,
                     "weights": [str(w.location) for w in ws],
                     "loads": [dataclasses.asdict(l) for l in gp.loads]}

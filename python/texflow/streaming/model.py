@@ -43,6 +43,7 @@ class Group:
     last: int                 # last stage using it
     bytes: int = 0            # true size (<= chunks * chunk_bytes)
     name: str = ""
+    full_bytes: int = 0       # mapped (gathered) weight: its size; `bytes` is what it touches
 
 
 @dataclasses.dataclass

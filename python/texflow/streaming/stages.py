@@ -154,6 +154,38 @@ def top_block(func):
     return func.regions[0].blocks[0]
 
 
+PAGE_BYTES = 4096
+
+
+def gather_bound(value) -> int | None:
+    """Bytes a gather can touch in the weight `value`, if all it does is gather
+    rows from it (an ONNX Gather as IREE lowers it: `tensor.extract` inside a
+    `linalg.generic`, e.g. an embedding table): rows gathered x row bytes,
+    each row rounded up to whole pages.  None if any use is not such a gather
+    or the bound is not below the weight's size.  The runtime maps such a
+    weight instead of loading it: only the rows the tokens select are read."""
+    total = tensor_bytes(value.type)
+    uses = list(value.uses)
+    if not total or not uses:
+        return None
+    shape = ir.RankedTensorType(value.type).shape
+    row_elems = math.prod(shape[1:]) if len(shape) > 1 else 1
+    row_bytes = total // max(1, shape[0]) if shape else total
+    rows = 0
+    for u in uses:
+        o = u.owner.operation if hasattr(u.owner, "operation") else u.owner
+        parent = o.parent
+        if o.name != "tensor.extract" or parent is None or \
+                parent.operation.name != "linalg.generic" or o.operands[0] != value:
+            return None
+        out = parent.operation.results[0].type
+        if not tensor_bytes(out):
+            return None
+        rows += math.ceil(math.prod(ir.RankedTensorType(out).shape) / max(1, row_elems))
+    bound = rows * math.ceil(row_bytes / PAGE_BYTES) * PAGE_BYTES
+    return bound if bound < total else None
+
+
 def external_operands(top) -> list:
     """Values `top` (with its regions) uses that are defined outside it, in order."""
     inside, out, seen = set(), [], set()
