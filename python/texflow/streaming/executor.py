@@ -131,6 +131,7 @@ class StreamingSession:
         self.preload_s = 0.0
         self.last: RunStats | None = None
         t0 = time.perf_counter()
+        self._make_mappings()
         for g in self.groups:
             if g.preload:
                 self._load(g, None)
@@ -252,24 +253,38 @@ class StreamingSession:
         """A weight only gathered from (an embedding table) is mapped from the
         archive and imported without a copy: the gather reads the rows its
         tokens select, page by page.  What it can touch (`g.bytes`, rows x
-        pages) is accounted; it is not checksummed (that would read it all)."""
-        from iree.runtime.array_interop import map_dtype_to_element_type
-        rt = self._rt
+        pages) is accounted; it is not checksummed (that would read it all).
+        The mappings are made once, on the session's thread (importing them on
+        the loader thread crashed IREE's workers on GPT-2), and reused."""
         self._account(weights=g.bytes)
-        views = {}
-        for key in g.keys:
-            e = m.entries[key]
-            mm = np.memmap(m.archive_path, dtype=np.uint8, mode="c", offset=e.offset,
-                           shape=(e.length,))
-            buf = self.device.allocator.import_host_allocation(
-                mm, int(rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE),
-                int(rt.BufferUsage.DEFAULT))
-            views[key] = rt.HalBufferView(buf, list(e.shape),
-                                          map_dtype_to_element_type(np.dtype(e.dtype)))
-        g.views = views
+        g.views = self._mapped_views[g.gid]
         if events is not None:
             events.append(Event("load", f"{m.name}:g{g.gid} (mapped)", t0, time.perf_counter(), 0))
         g.ready.set()
+
+    def _make_mappings(self) -> None:
+        from iree.runtime.array_interop import map_dtype_to_element_type
+        rt = self._rt
+        self._mapped_views = {}
+        self._mmaps = []  # kept here: the imported HalBuffer did not keep its mapping alive
+        if self.driver == "vulkan":
+            return
+        for g in self.groups:
+            if not g.mapped:
+                continue
+            m = self.models[g.model]
+            views = {}
+            for key in g.keys:
+                e = m.entries[key]
+                mm = np.memmap(m.archive_path, dtype=np.uint8, mode="c", offset=e.offset,
+                               shape=(e.length,))
+                self._mmaps.append(mm)
+                buf = self.device.allocator.import_host_allocation(
+                    mm, int(rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE),
+                    int(rt.BufferUsage.DEFAULT))
+                views[key] = rt.HalBufferView(buf, list(e.shape),
+                                              map_dtype_to_element_type(np.dtype(e.dtype)))
+            self._mapped_views[g.gid] = views
 
     def _release(self, g: _Group) -> None:
         full = g.bytes if g.mapped and self.driver != "vulkan" else \
