@@ -122,9 +122,13 @@ class Module:
         if isinstance(vmfb, (str, Path)):
             if not os.path.exists(vmfb):
                 raise TexflowError(f"no such module: {vmfb}")
-            data = Path(vmfb).read_bytes()
+            path = str(vmfb)
+
+            def load(instance):  # mapped, as iree-run-module does: no copy of the weights
+                return rt.VmModule.mmap(instance, path)
         else:
-            data = vmfb
+            def load(instance):
+                return rt.VmModule.copy_buffer(instance, vmfb)
         if driver not in ("local-task", "local-sync", "vulkan"):
             raise TexflowError(f"unknown driver '{driver}' (local-task, local-sync, vulkan)")
         self.driver = driver
@@ -132,7 +136,7 @@ class Module:
         # Parse the flatbuffer with a throwaway instance first so that the
         # module's subgroup size is known before the Vulkan driver starts.
         try:
-            probe = rt.VmModule.copy_buffer(rt.VmInstance(), data)
+            probe = load(rt.VmInstance())
         except (RuntimeError, ValueError) as e:
             raise TexflowError(f"not a valid IREE module: {str(e).splitlines()[0]}") from None
         self.function_names = [n for n in probe.function_names
@@ -155,7 +159,7 @@ class Module:
         elif self.target and self.target.startswith("vulkan"):
             raise TexflowError(f"module was compiled for {self.target}; run it with --device=vulkan")
         try:
-            self.vm_module = rt.VmModule.copy_buffer(self.config.vm_instance, data)
+            self.vm_module = load(self.config.vm_instance)
             self.context = rt.SystemContext(vm_modules=[self.vm_module], config=self.config)
         except (RuntimeError, ValueError) as e:
             raise TexflowError(f"cannot load module on {driver}: {str(e).splitlines()[0]}") from None

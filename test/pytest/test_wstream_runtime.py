@@ -242,3 +242,46 @@ def test_streamed_on_vulkan(built, tmp_path, vulkan):
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
     assert st["streamed_bytes"] > 0 and st["peak_accounted_bytes"] <= BUDGET
     assert st["allocator_peak_bytes"] is None  # Vulkan's allocator peak is cumulative
+
+
+def tiny_lm(seed: int = 3, vocab: int = 1000, d: int = 64, seq: int = 16):
+    """Embedding Gather -> MatMul+Relu -> a head as large as the embedding: the
+    table is only gathered from (mapped by the runtime) and the head's weight
+    is larger than a slice may be (split by texflow-wstream-split-weights)."""
+    rng = np.random.default_rng(seed)
+    inits = [numpy_helper.from_array(rng.standard_normal((vocab, d)).astype(np.float32), "emb"),
+             numpy_helper.from_array(rng.standard_normal((d, d)).astype(np.float32) / 8, "w"),
+             numpy_helper.from_array(rng.standard_normal((d, vocab)).astype(np.float32) / 8, "head")]
+    nodes = [helper.make_node("Gather", ["emb", "ids"], ["e"], axis=0),
+             helper.make_node("MatMul", ["e", "w"], ["h"]),
+             helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("MatMul", ["r", "head"], ["logits"])]
+    g = helper.make_graph(nodes, "tiny_lm",
+                          [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, seq])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, seq, vocab])],
+                          inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 9
+    return m
+
+
+def test_gathered_table_is_mapped_and_large_head_split(tmp_path):
+    onnx.save(tiny_lm(), tmp_path / "lm.onnx")
+    ids = np.random.default_rng(0).integers(0, 1000, (1, 16)).astype(np.int64)
+    rc, _, err = tool("compile", tmp_path / "lm.onnx", "-o", tmp_path / "lm.vmfb")
+    assert rc == 0, err
+    # weights: 256 KB table + 256 KB head + 16 KB; budget below either big weight
+    budget = 200 * 1024
+    rc, _, err = tool("compile", tmp_path / "lm.onnx", "-o", tmp_path / "lm.s.vmfb",
+                      f"--memory-budget={budget}", "--texflow-statistics")
+    assert rc == 0, err
+    assert "texflow-wstream-split-weights: 1 contractions split" in err
+    m = load_streamed(str(tmp_path / "lm.s.vmfb"))
+    mapped = [g for g in m.program["groups"] if g["mapped"]]
+    assert len(mapped) == 1 and mapped[0]["bytes"] < 1000 * 64 * 4 // 4  # rows it can touch
+    ref = Module(str(tmp_path / "lm.vmfb"))(ids)[0]
+    with StreamingSession([m], memory_budget=budget) as s:
+        for _ in range(2):
+            assert np.array_equal(s.run(ids)[0], ref)
+        st = s.summary()
+    assert st["peak_accounted_bytes"] <= budget

@@ -113,7 +113,7 @@ class StreamingSession:
         # subgroup size), the others join its instance.
         self.modules = []
         for i, m in enumerate(self.models):
-            self.modules.append(Module(m.vmfb, driver=driver) if i == 0
+            self.modules.append(Module(m.vmfb_path, driver=driver) if i == 0
                                 else _join(self.modules[0], m.vmfb))
         self.device = self.modules[0].device
         self.driver = driver

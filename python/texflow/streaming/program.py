@@ -86,8 +86,7 @@ def is_streamed_module(path: str) -> bool:
     """Whether the .vmfb at `path` is a segmented streaming module."""
     import iree.runtime as rt
     try:
-        with open(path, "rb") as f:
-            mod = rt.VmModule.copy_buffer(rt.VmInstance(), f.read())
+        mod = rt.VmModule.mmap(rt.VmInstance(), path)  # mapped: a plain module may be large
     except (OSError, RuntimeError, ValueError):
         return False
     return any("texflow.wstream.program" in dict(mod.lookup_function(n).reflection)
