@@ -46,10 +46,13 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
         opts = [f"memory-budget={options.memory_budget}", f"time-limit={options.plan_time_limit}"]
         if options.plan_manifest:
             opts.append(f"manifest={options.plan_manifest}")
-        # A weight over an eighth of the budget is split with its contraction
-        # (one stage per slice), so that no single weight makes a budget infeasible.
+        # A weight over an eighth of the budget (and over 256 KiB: smaller slices
+        # would cost more in dispatches than they save) is split with its
+        # contraction, one stage per slice, so that no single weight makes a
+        # budget infeasible.
         from texflow.streaming.model import parse_bytes
-        split = f"texflow-wstream-split-weights{{max-bytes={max(1, parse_bytes(options.memory_budget) // 8)}}},"
+        max_slice = max(256 * 1024, parse_bytes(options.memory_budget) // 8)
+        split = f"texflow-wstream-split-weights{{max-bytes={max_slice}}},"
         phases.append(Phase("texflow-wstream", "weight-streaming plan under a memory budget (FlashMem)",
                             split + "texflow-wstream-plan{" + " ".join(opts) + "}"))
     # A streamed module is cut into segment functions whose weights are
