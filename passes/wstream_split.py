@@ -56,6 +56,7 @@ class WStreamSplitWeights(Pass):
             default="", metadata={"help": "largest weight slice, e.g. 32MiB (empty: do nothing)"})
 
     def apply(self, module) -> None:
+        self._unit_broadcasts_to_reshapes(module)
         if not self.options.max_bytes:
             return
         limit = parse_bytes(self.options.max_bytes, "max-bytes")
@@ -65,7 +66,7 @@ class WStreamSplitWeights(Pass):
             mid = irutil.producer(b)
             chain = None
             cst = mid
-            if _unit_broadcast(mid):
+            if _unit_broadcast(mid) or (mid is not None and mid.name == "tensor.expand_shape"):
                 chain, cst = mid, irutil.producer(mid.operands[0])
             if cst is None or cst.name != "arith.constant":
                 continue
@@ -84,6 +85,33 @@ class WStreamSplitWeights(Pass):
             self._split(op, chain, data, edges)
             self.bump("contractions split")
             self.bump("weight slices", pieces)
+
+    def _unit_broadcasts_to_reshapes(self, module) -> None:
+        """A broadcast that only adds leading unit dimensions to a weight is a
+        reshape.  With the weight a constant IREE folds it at compile time; once
+        the weight is a segment's argument it would copy it on every call
+        (GPT-2's 154 MB head), so it becomes `tensor.expand_shape` here."""
+        for op in irutil.collect(module, {"linalg.generic"}):
+            if not _unit_broadcast(op):
+                continue
+            src = op.operands[0]
+            d = irutil.producer(src)
+            if d is None or d.name != "arith.constant":
+                continue
+            s_t = ir.RankedTensorType(src.type)
+            d_t = ir.RankedTensorType(op.results[0].type)
+            lead = d_t.rank - s_t.rank
+            if s_t.rank == 0 or any(x != 1 for x in d_t.shape[:lead]):
+                continue
+            i64 = ir.IntegerType.get_signless(64, context=op.context)
+            reassoc = [list(range(lead + 1))] + [[lead + k] for k in range(1, s_t.rank)]
+            with ir.InsertionPoint(op), op.location:
+                new = tensor.ExpandShapeOp(d_t, src, ir.ArrayAttr.get([ir.ArrayAttr.get(
+                    [ir.IntegerAttr.get(i64, i) for i in r]) for r in reassoc]), [],
+                    list(d_t.shape)).result
+            op.results[0].replace_all_uses_with(new)
+            op.erase()
+            self.bump("unit broadcasts of weights made reshapes")
 
     def _split(self, op, chain, data, edges) -> None:
         a, init = op.operands[0], op.operands[2]
@@ -134,3 +162,4 @@ class WStreamSplitWeights(Pass):
                 dead.erase()
                 if src is not None and not list(src.results[0].uses):
                     src.erase()
+
