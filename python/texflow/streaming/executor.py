@@ -77,12 +77,10 @@ class _Group:
     model: int
     keys: list[str]
     bytes: int
-    first_stage: int            # global stages
-    last_stage: int
-    preload: bool
-    start_stage: int
-    first_seg: int              # global segment indices
+    first_seg: int              # global segment indices (the planner's stages here)
     last_seg: int
+    preload: bool
+    start_seg: int              # where the plan starts reading it
     mapped: bool = False        # gathered from only: mapped from the archive, not read
     views: dict = dataclasses.field(default_factory=dict)   # key -> HalBufferView
     ready: threading.Event = dataclasses.field(default_factory=threading.Event)
@@ -104,6 +102,7 @@ class StreamingSession:
                                             load_streamed(str(m)) for m in models]
         if not self.models:
             raise TexflowError("no module to run")
+        self._check_chain()
         self.policy = policy
         self.verify = verify
         self.time_limit = time_limit
@@ -169,14 +168,15 @@ class StreamingSession:
             start = gp.start if gp.start is not None else G.first
             self.groups.append(_Group(
                 gid=gid, model=mi, keys=list(pg["keys"]), bytes=G.bytes,
-                first_stage=G.first, last_stage=G.last, preload=bool(gp.preload),
-                start_stage=min(start, G.first), first_seg=G.first, last_seg=G.last,
-                mapped=bool(pg.get("mapped"))))
+                first_seg=G.first, last_seg=G.last, preload=bool(gp.preload),
+                start_seg=min(start, G.first), mapped=bool(pg.get("mapped"))))
         self.group_of_key = [{k: g for g in self.groups if g.model == mi for k in g.keys}
                              for mi in range(len(self.models))]
         self.streamed = [g for g in self.groups if not g.preload]
-        self.streamed.sort(key=lambda g: (g.first_stage, g.gid))
+        self.streamed.sort(key=lambda g: (g.first_seg, g.gid))
         self.act_plan = [s.act_bytes for s in self.problem.stages]
+        self.released_after = [[g for g in self.streamed if g.last_seg == k]
+                               for k in range(len(self.segments))]
 
     # -- memory accounting --------------------------------------------------------
     def _account(self, weights: int = 0, acts: int = 0) -> None:
@@ -192,20 +192,19 @@ class StreamingSession:
             self._lock.notify_all()
 
     # -- loading --------------------------------------------------------------------
-    def _alloc(self, nbytes: int):
+    def _alloc_mappable(self, nbytes: int):
+        """A device buffer the host can write into, or None where the device has
+        no host-visible device memory (remembered: it is not asked again)."""
         rt = self._rt
-        alloc = self.device.allocator
         if self._mappable:
             try:
-                return alloc.allocate_buffer(
+                return self.device.allocator.allocate_buffer(
                     memory_type=int(rt.MemoryType.DEVICE_LOCAL | rt.MemoryType.HOST_VISIBLE),
                     allowed_usage=int(rt.BufferUsage.DEFAULT | rt.BufferUsage.MAPPING),
-                    allocation_size=max(1, nbytes)), True
+                    allocation_size=max(1, nbytes))
             except (RuntimeError, ValueError):
                 self._mappable = False
-        return alloc.allocate_buffer(memory_type=int(rt.MemoryType.DEVICE_LOCAL),
-                                     allowed_usage=int(rt.BufferUsage.DEFAULT),
-                                     allocation_size=max(1, nbytes)), False
+        return None
 
     def _load(self, g: _Group, events: list | None) -> None:
         """Read group `g` into device buffers (caller has accounted for it)."""
@@ -214,27 +213,24 @@ class StreamingSession:
         t0 = time.perf_counter()
         m = self.models[g.model]
         fd = self._fds[g.model]
+        self._account(weights=self._cost(g))
         if g.mapped and self.driver != "vulkan":
             self._map(g, m, events, t0)
             return
-        full = sum(m.entries[k].length for k in g.keys)
-        self._account(weights=full)  # (a mapped group read whole on Vulkan costs all of it)
         views = {}
         for key in g.keys:
             e = m.entries[key]
-            buf, mapped = self._alloc(e.length)
-            if mapped:
-                mapping = buf.map()
-                host = mapping.asarray([e.length], np.dtype(np.uint8))
-                _pread_exact(fd, host, e.offset, m.archive_path, key)
-                if self.verify and not g.verified:
-                    _check_sha(host, e, m.archive_path)
+            # read into mapped device memory, or else one host staging buffer + a copy
+            buf = self._alloc_mappable(e.length)
+            mapping = buf.map() if buf is not None else None
+            host = mapping.asarray([e.length], np.dtype(np.uint8)) if mapping is not None \
+                else np.empty(e.length, np.uint8)
+            _pread_exact(fd, host, e.offset, m.archive_path, key)
+            if self.verify and not g.verified:
+                _check_sha(host, e, m.archive_path)
+            if mapping is not None:
                 del host, mapping
-            else:  # staging: one host buffer, then a device copy
-                host = np.empty(e.length, np.uint8)
-                _pread_exact(fd, host, e.offset, m.archive_path, key)
-                if self.verify and not g.verified:
-                    _check_sha(host, e, m.archive_path)
+            else:
                 buf = self.device.allocator.allocate_buffer_copy(
                     memory_type=int(rt.MemoryType.DEVICE_LOCAL),
                     allowed_usage=int(rt.BufferUsage.DEFAULT), device=self.device,
@@ -253,10 +249,8 @@ class StreamingSession:
         """A weight only gathered from (an embedding table) is mapped from the
         archive and imported without a copy: the gather reads the rows its
         tokens select, page by page.  What it can touch (`g.bytes`, rows x
-        pages) is accounted; it is not checksummed (that would read it all).
-        The mappings are made once, on the session's thread (importing them on
-        the loader thread crashed IREE's workers on GPT-2), and reused."""
-        self._account(weights=g.bytes)
+        pages) is accounted (by `_load`); it is not checksummed (that would read
+        it all).  The mappings are made once, at the session's start, and reused."""
         g.views = self._mapped_views[g.gid]
         if events is not None:
             events.append(Event("load", f"{m.name}:g{g.gid} (mapped)", t0, time.perf_counter(), 0))
@@ -286,16 +280,21 @@ class StreamingSession:
                                               map_dtype_to_element_type(np.dtype(e.dtype)))
             self._mapped_views[g.gid] = views
 
+    def _cost(self, g: _Group) -> int:
+        """Bytes a loaded group holds: a mapped table what its gathers can touch;
+        otherwise (also a table read whole on Vulkan) all of its weights."""
+        if g.mapped and self.driver != "vulkan":
+            return g.bytes
+        return sum(self.models[g.model].entries[k].length for k in g.keys)
+
     def _release(self, g: _Group) -> None:
-        full = g.bytes if g.mapped and self.driver != "vulkan" else \
-            sum(self.models[g.model].entries[k].length for k in g.keys)
         g.views = {}
         g.ready.clear()
-        self._account(weights=-full)
+        self._account(weights=-self._cost(g))
 
     def _reserve(self, g: _Group) -> int:
         lo = max(self._stage_hi, 0)
-        return max(self.act_plan[lo:g.first_stage + 1] or [0])
+        return max(self.act_plan[lo:g.first_seg + 1] or [0])
 
     def _loader(self, events: list) -> None:
         try:
@@ -307,8 +306,8 @@ class StreamingSession:
                         # Groups load in order: while the run waits for a group, it
                         # and the groups before it are due whatever the plan said.
                         w = self._waiting_for
-                        urgent = w is not None and g.first_stage <= w.first_stage
-                        started = self._stage_hi >= g.start_stage or urgent
+                        urgent = w is not None and g.first_seg <= w.first_seg
+                        started = self._stage_hi >= g.start_seg or urgent
                         # Room for the group and for the activations the plan expects
                         # (>= what the runtime holds) until the group's first use.
                         room = self._resident + g.bytes + max(self._acts, self._reserve(g)) \
@@ -343,7 +342,7 @@ class StreamingSession:
                 raise TexflowError(f"input {i}: expected {s}, got {dtype_text(a)}")
         return inputs
 
-    def run(self, *inputs, trace: bool = True) -> list[np.ndarray]:
+    def run(self, *inputs) -> list[np.ndarray]:
         """Run the models in turn (each one's outputs feed the next); numpy outputs."""
         rt = self._rt
         inputs = self.check_inputs(inputs)
@@ -359,15 +358,14 @@ class StreamingSession:
         loader = threading.Thread(target=self._loader, args=(events,), daemon=True)
         t_start = time.perf_counter()
         loader.start()
-        outputs = None
         try:
-            cur = [rt.asdevicearray(self.device, a) for a in inputs]
-            held = {("input", i): (v, a.nbytes) for i, (v, a) in enumerate(zip(cur, inputs))}
+            held = {("input", i): (rt.asdevicearray(self.device, a), a.nbytes)
+                    for i, a in enumerate(inputs)}
             self._account(acts=sum(a.nbytes for a in inputs))
+            prev_outputs: list = []
             for mi, m in enumerate(self.models):
                 prog = m.program
                 if mi > 0:  # the previous model's outputs are this one's inputs
-                    self._check_chain(mi, outputs_meta)
                     held = {("input", i): v for i, v in enumerate(prev_outputs)}
                 last_use = self._last_uses(prog)
                 mod = self.modules[mi]
@@ -413,14 +411,13 @@ class StreamingSession:
                     for key in [h for h in held if last_use.get(h, 10 ** 9) <= k]:
                         free += held.pop(key)[1]
                     self._account(acts=-free)
-                    for g in self.streamed:
-                        if g.model == mi and g.last_seg == gi and g.ready.is_set() and g.views:
+                    for g in self.released_after[gi]:
+                        if g.views:
                             self._release(g)
                     if self._error is not None:
                         raise self._error
-                outputs_meta = prog["output_types"]
                 prev_outputs = [held[("value", vid)] for vid in prog["outputs"]]
-                outputs = [mod.to_numpy(v) for v, _ in prev_outputs]
+            outputs = [self.modules[-1].to_numpy(v) for v, _ in prev_outputs]
             # what is still held (the last outputs) is released with the run
             self._account(acts=-sum(nb for _, nb in held.values()))
             held.clear()
@@ -449,11 +446,13 @@ class StreamingSession:
         self.last = stats
         return outputs
 
-    def _check_chain(self, mi: int, prev_types) -> None:
-        want = self.models[mi].program["inputs"]
-        if list(prev_types) != list(want):
-            raise TexflowError(f"{self.models[mi - 1].name} returns {', '.join(prev_types)} but "
-                               f"{self.models[mi].name} takes {', '.join(want)}")
+    def _check_chain(self) -> None:
+        """Each model's outputs must be the next one's inputs (checked before any compute)."""
+        for a, b in zip(self.models, self.models[1:]):
+            got, want = a.program["output_types"], b.program["inputs"]
+            if list(got) != list(want):
+                raise TexflowError(f"{a.name} returns {', '.join(got)} but "
+                                   f"{b.name} takes {', '.join(want)}")
 
     @staticmethod
     def _last_uses(prog) -> dict:
@@ -585,10 +584,10 @@ def _held_bytes(prog: dict) -> list[int]:
     """Bytes of inputs and activations the runtime holds while each segment runs
     (its arguments, its results and everything alive across it): exact for the
     runtime's own accounting, where the compile-time estimate is not."""
+    from texflow.runtime import TensorSpec
     K = len(prog["segments"])
     held = [0] * (K + 1)
     for i, t in enumerate(prog["inputs"]):
-        from texflow.runtime import TensorSpec
         spec = TensorSpec.parse(t)
         nbytes = int(np.prod([d or 1 for d in spec.shape])) * _elem_bytes(spec.dtype)
         last = max([k for k, seg in enumerate(prog["segments"])
