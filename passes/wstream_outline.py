@@ -35,12 +35,11 @@ from texflow import irutil
 from texflow.errors import TexflowError
 from texflow.streaming.archive import weight_key
 from texflow.streaming.irplan import func_name, single_block_functions
-from texflow.streaming.program import program_digest
-from texflow.streaming.stages import classify, external_operands, tensor_bytes
+from texflow.streaming.program import PROGRAM_FORMAT, program_digest
+from texflow.streaming.stages import classify, external_operands, tensor_bytes, weight_only_ops
 from .registry import Pass, register_pass
 
 PROGRAM_ATTR = "texflow.wstream.program"
-PROGRAM_FORMAT = "texflow.wstream.program/1"
 # Ops that are the function's interface or the plan itself: never cloned.
 INTERFACE = ("hal.tensor.import", "hal.tensor.export", "hal.tensor.barrier",
              "util.return", "func.return")
@@ -140,7 +139,6 @@ class _Outliner:
                 self.input_of[op.results[0]] = args.index(src)
         self.groups = [groups[g] for g in sorted(groups)]
         n_stages = self.n_stages = max([s for s in stage_at.values()] + [0]) + 1
-        self.stage_at = stage_at
         self._sink_weight_only(stage_at, n_stages)
         for g in self.groups:
             if "first_stage" not in g:
@@ -153,7 +151,6 @@ class _Outliner:
             while k + 1 < len(self.cuts) and self.cuts[k + 1] <= s:
                 k += 1
             return k
-        self.seg_of_stage = seg_of_stage
         # Compute ops belong to the segment of the stage they are in.
         self.members: list[list] = [[] for _ in self.cuts]
         self.seg_of: dict = {}
@@ -274,25 +271,14 @@ class _Outliner:
         program (IREE fuses it there; cutting between them changed rounding),
         and its weights are due no earlier than that consumer.  The groups'
         first and last stages follow."""
-        act = set(self.input_of)
-        weight_only = []
-        for op in self.ops:
-            if op.name.startswith("wstream.") or op.name in INTERFACE:
-                continue
-            if any(v in act for v in external_operands(op)):
-                act.update(op.results)
-            elif _is_compute(op):
-                weight_only.append(op)
-        for op in reversed(weight_only):
+        for op in reversed(weight_only_ops(self.block)):
             users = [u for r in op.results for u in self._top_users(r)]
             if users and not any(u is None for u in users):
                 stage_at[op] = min(stage_at[u] for u in users)
+        value_of = {key: v for v, key in self.weight_of.items()}
         for g in self.groups:
-            stages = []
-            for v, key in self.weight_of.items():
-                if key in g["keys"]:
-                    stages += [n_stages - 1 if u is None else stage_at[u]
-                               for u in self._top_users(v)]
+            stages = [n_stages - 1 if u is None else stage_at[u]
+                      for key in g["keys"] for u in self._top_users(value_of[key])]
             if stages:
                 g["first_stage"], g["last_stage"] = min(stages), max(stages)
 
@@ -359,7 +345,7 @@ class _Outliner:
                 self.returns[K - 1].append(v)
 
     # -- rewriting ----------------------------------------------------------
-    def build(self, module_block) -> dict:
+    def build(self) -> tuple[dict, list]:
         K = len(self.cuts)
         loc = self.func.location
         segments, new_funcs = [], []
@@ -477,16 +463,16 @@ class WStreamOutline(Pass):
         for func in planned:
             out = _Outliner(func, self.options.segment_bytes)
             out.analyse()
-            program, new_funcs = out.build(mblock)
+            program, new_funcs = out.build()
             callers = _callers(mblock, out.name)
             for c in callers:  # the synchronous wrapper of `X$async`
                 c.erase()
             func.erase()
-            text = json.dumps(program, sort_keys=True)
+            text, digest = json.dumps(program, sort_keys=True), program_digest(program)
             for i, f in enumerate(new_funcs):  # the full program on the first segment only
                 f.attributes["iree.reflection"] = ir.DictAttr.get({
                     ("texflow.wstream.program" if i == 0 else "texflow.wstream.digest"):
-                    ir.StringAttr.get(text if i == 0 else program_digest(program))})
+                    ir.StringAttr.get(text if i == 0 else digest)})
             programs.append(program)
             self.bump("functions outlined")
             self.bump("segments", len(program["segments"]))

@@ -67,13 +67,13 @@ def _read_program(vmfb: bytes, path: str) -> dict:
         mod = rt.VmModule.copy_buffer(rt.VmInstance(), vmfb)
     except (RuntimeError, ValueError) as e:
         raise TexflowError(f"{path} is not a valid IREE module: {str(e).splitlines()[0]}") from None
-    for name in mod.function_names:
-        refl = dict(mod.lookup_function(name).reflection)
-        if "texflow.wstream.program" in refl:
-            try:
-                prog = json.loads(refl["texflow.wstream.program"])
-            except json.JSONDecodeError:
-                break
+    text = _program_text(mod)
+    if text is not None:
+        try:
+            prog = json.loads(text)
+        except json.JSONDecodeError:
+            prog = None
+        if prog is not None:
             if prog.get("format") != PROGRAM_FORMAT:
                 raise TexflowError(f"{path}: unsupported streaming program format "
                                    f"'{prog.get('format')}'")
@@ -89,8 +89,16 @@ def is_streamed_module(path: str) -> bool:
         mod = rt.VmModule.mmap(rt.VmInstance(), path)  # mapped: a plain module may be large
     except (OSError, RuntimeError, ValueError):
         return False
-    return any("texflow.wstream.program" in dict(mod.lookup_function(n).reflection)
-               for n in mod.function_names)
+    return _program_text(mod) is not None
+
+
+def _program_text(mod) -> str | None:
+    """The program JSON a streamed module carries in its first segment's reflection."""
+    for name in mod.function_names:
+        refl = dict(mod.lookup_function(name).reflection)
+        if "texflow.wstream.program" in refl:
+            return refl["texflow.wstream.program"]
+    return None
 
 
 def _read_manifest(path: str, program: dict) -> dict:
