@@ -32,17 +32,45 @@ from .registry import Pass, register_pass
 CONTRACTIONS = ("linalg.matmul", "linalg.batch_matmul")
 
 
-def _unit_broadcast(op) -> bool:
-    """A linalg.generic that only adds unit dimensions to its single input."""
+def _unit_broadcast(op) -> int | None:
+    """For a linalg.generic that only adds leading unit dimensions to its single
+    input (it yields the input, reads it in order and writes in order), how many
+    it adds; None for anything else (a transpose hidden in the maps included)."""
     if op is None or op.name != "linalg.generic" or len(op.operands) != 2:
-        return False
+        return None
     body = list(op.regions[0].blocks[0].operations)
     if len(body) != 1 or body[0].operands[0] != op.regions[0].blocks[0].arguments[0]:
-        return False
-    src = ir.RankedTensorType(op.operands[0].type).shape
-    dst = ir.RankedTensorType(op.results[0].type).shape
-    return [d for d in dst if d != 1] == [d for d in src if d != 1] and len(dst) >= len(src) \
-        and list(dst[len(dst) - len(src):]) == list(src)
+        return None
+    lead = _leading_units(ir.RankedTensorType(op.operands[0].type).shape,
+                          ir.RankedTensorType(op.results[0].type).shape)
+    if lead is None:
+        return None
+    in_map, out_map = (ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"]))
+    n = out_map.n_dims
+    reads_in_order = [str(e) for e in in_map.results] == [f"d{lead + i}" for i in range(n - lead)]
+    writes_in_order = [str(e) for e in out_map.results] == [f"d{i}" for i in range(n)]
+    return lead if reads_in_order and writes_in_order else None
+
+
+def _leading_units(src_shape, dst_shape) -> int | None:
+    """How many leading unit dimensions `dst_shape` adds to `src_shape` (None if
+    it differs in any other way)."""
+    lead = len(dst_shape) - len(src_shape)
+    if not src_shape or lead < 0 or any(x != 1 for x in dst_shape[:lead]) or \
+            list(dst_shape[lead:]) != list(src_shape):
+        return None
+    return lead
+
+
+def _expand_leading(value, shape: list[int], lead: int):
+    """`value` reshaped to `shape`, which adds `lead` leading unit dimensions."""
+    i64 = ir.IntegerType.get_signless(64)
+    rank = len(shape) - lead
+    reassoc = [list(range(lead + 1))] + [[lead + k] for k in range(1, rank)]
+    et = ir.RankedTensorType(value.type).element_type
+    return tensor.ExpandShapeOp(ir.RankedTensorType.get(shape, et), value, ir.ArrayAttr.get(
+        [ir.ArrayAttr.get([ir.IntegerAttr.get(i64, i) for i in r]) for r in reassoc]),
+        [], shape).result
 
 
 @register_pass
@@ -66,7 +94,10 @@ class WStreamSplitWeights(Pass):
             mid = irutil.producer(b)
             chain = None
             cst = mid
-            if _unit_broadcast(mid) or (mid is not None and mid.name == "tensor.expand_shape"):
+            # (a unit broadcast of a constant is an expand_shape by now: see below)
+            if mid is not None and mid.name == "tensor.expand_shape" and _leading_units(
+                    ir.RankedTensorType(mid.operands[0].type).shape,
+                    ir.RankedTensorType(mid.results[0].type).shape) is not None:
                 chain, cst = mid, irutil.producer(mid.operands[0])
             if cst is None or cst.name != "arith.constant":
                 continue
@@ -84,7 +115,7 @@ class WStreamSplitWeights(Pass):
                 edges.pop(-2)
             self._split(op, chain, data, edges)
             self.bump("contractions split")
-            self.bump("weight slices", pieces)
+            self.bump("weight slices", len(edges) - 1)
 
     def _unit_broadcasts_to_reshapes(self, module) -> None:
         """A broadcast that only adds leading unit dimensions to a weight is a
@@ -92,23 +123,16 @@ class WStreamSplitWeights(Pass):
         the weight is a segment's argument it would copy it on every call
         (GPT-2's 154 MB head), so it becomes `tensor.expand_shape` here."""
         for op in irutil.collect(module, {"linalg.generic"}):
-            if not _unit_broadcast(op):
+            lead = _unit_broadcast(op)
+            if lead is None:
                 continue
             src = op.operands[0]
             d = irutil.producer(src)
             if d is None or d.name != "arith.constant":
                 continue
-            s_t = ir.RankedTensorType(src.type)
-            d_t = ir.RankedTensorType(op.results[0].type)
-            lead = d_t.rank - s_t.rank
-            if s_t.rank == 0 or any(x != 1 for x in d_t.shape[:lead]):
-                continue
-            i64 = ir.IntegerType.get_signless(64, context=op.context)
-            reassoc = [list(range(lead + 1))] + [[lead + k] for k in range(1, s_t.rank)]
+            shape = list(ir.RankedTensorType(op.results[0].type).shape)
             with ir.InsertionPoint(op), op.location:
-                new = tensor.ExpandShapeOp(d_t, src, ir.ArrayAttr.get([ir.ArrayAttr.get(
-                    [ir.IntegerAttr.get(i64, i) for i in r]) for r in reassoc]), [],
-                    list(d_t.shape)).result
+                new = _expand_leading(src, shape, lead)
             op.results[0].replace_all_uses_with(new)
             op.erase()
             self.bump("unit broadcasts of weights made reshapes")
@@ -127,15 +151,7 @@ class WStreamSplitWeights(Pass):
                 cst_t = ir.RankedTensorType.get(list(piece.shape), et)
                 b = make_constant(piece, cst_t)
                 if chain is not None:  # re-add the unit dimensions, as a reshape
-                    shape = list(b_t.shape[:-1]) + [w]
-                    lead = len(shape) - piece.ndim
-                    reassoc = [[i for i in range(lead + 1)]] + \
-                        [[lead + k] for k in range(1, piece.ndim)]
-                    b = tensor.ExpandShapeOp(ir.RankedTensorType.get(shape, et), b,
-                                             ir.ArrayAttr.get([ir.ArrayAttr.get(
-                                                 [ir.IntegerAttr.get(ir.IntegerType.get_signless(64), i)
-                                                  for i in r]) for r in reassoc]),
-                                             [], shape).result
+                    b = _expand_leading(b, list(b_t.shape[:-1]) + [w], b_t.rank - piece.ndim)
                 sizes = list(out_t.shape[:-1]) + [w]
                 piece_t = ir.RankedTensorType.get(sizes, out_t.element_type)
                 fill = irutil.producer(init)
