@@ -63,8 +63,9 @@ def main_impl(argv) -> int:
     if args.plan_chart:
         if not manifest_tmp:
             raise TexflowError("--plan-chart needs --memory-budget and -o <file>")
-        from texflow.streaming.chart import require_matplotlib
+        from texflow.streaming.chart import check_chart_path, require_matplotlib
         require_matplotlib()  # fail before compiling
+        check_chart_path(args.plan_chart)
     opts = CompileOptions(target=args.target, iree_flags=extra, layout=not args.no_layout,
                           memory_budget=args.memory_budget, plan_time_limit=args.plan_time_limit,
                           plan_manifest=manifest_tmp, weight_archive=archive_tmp,

@@ -57,21 +57,16 @@ def build_parser():
 
 
 def _save(dest: str, r) -> None:
+    """Write result `r` to `@file.npy` (checked by main_impl before any compute)."""
     from texflow.compiler import write_atomically
-    if not dest.startswith("@"):
-        raise TexflowError(f"--output must be @file.npy, got '{dest}'")
     buf = io.BytesIO()
     np.save(buf, r, allow_pickle=False)
     write_atomically(dest[1:], buf.getvalue())
 
 
-def _streamed(path: str) -> bool:
-    from texflow.streaming.program import is_streamed_module
-    return is_streamed_module(path)
-
-
 def main_impl(argv) -> int:
     from texflow.runtime import Module, dtype_text, parse_input
+    from texflow.streaming.program import is_streamed_module
 
     args = build_parser().parse_args(argv)
     if args.output:
@@ -85,16 +80,17 @@ def main_impl(argv) -> int:
     for m in args.modules:
         if not os.path.exists(m):
             raise TexflowError(f"no such module: {m}")
-    streamed = [_streamed(m) for m in args.modules]
+    streamed = [is_streamed_module(m) for m in args.modules]
     if len(args.modules) > 1 and not all(streamed):
         bad = args.modules[streamed.index(False)]
         raise TexflowError(f"several modules run in turn only when streamed: {bad} was not "
                            "compiled with --memory-budget")
     if args.repeat < 1:
         raise TexflowError("--repeat must be >= 1")
-    if args.gantt:
-        from texflow.streaming.chart import require_matplotlib
+    if args.gantt:  # fail before compute
+        from texflow.streaming.chart import check_chart_path, require_matplotlib
         require_matplotlib()
+        check_chart_path(args.gantt)
     inputs = [parse_input(t) for t in args.input]
     if not any(streamed):
         if streaming_opts:
@@ -105,7 +101,7 @@ def main_impl(argv) -> int:
         for _ in range(args.repeat):
             results = mod(*inputs, function=args.function)
     else:
-        results, session = _run_streamed(args, inputs)
+        results = _run_streamed(args, inputs)
     if args.output and len(args.output) != len(results):
         raise TexflowError(f"{len(results)} result(s) but {len(args.output)} --output given")
     for i, r in enumerate(results):
@@ -143,12 +139,13 @@ def _run_streamed(args, inputs):
     if args.stats:
         print("texflow-run: " + json.dumps({k: (round(v, 6) if isinstance(v, float) else v)
                                             for k, v in summary.items()}), file=sys.stderr)
+    trace = session.trace() if args.trace or args.gantt else None
     if args.trace:
-        write_atomically(args.trace, json.dumps(session.trace(), indent=1) + "\n")
+        write_atomically(args.trace, json.dumps(trace, indent=1) + "\n")
     if args.gantt:
         from texflow.streaming.chart import trace_chart
-        trace_chart(session.trace(), args.gantt)
-    return results, session
+        trace_chart(trace, args.gantt)
+    return results
 
 
 def main(argv=None) -> int:

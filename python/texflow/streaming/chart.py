@@ -51,6 +51,22 @@ def _fmt_bytes(n: float) -> str:
     return f"{n} B"
 
 
+def check_chart_path(path: str) -> str:
+    """The chart format of `path` (png, svg or pdf); a one-line error otherwise."""
+    ext = os.path.splitext(path)[1].lower().lstrip(".") or "png"
+    if ext not in ("png", "svg", "pdf"):
+        raise TexflowError(f"chart must be .png, .svg or .pdf, got '{path}'")
+    return ext
+
+
+def _write(fig, path: str, ext: str, dpi: int = 120) -> None:
+    """Render `fig` and write it to `path` atomically (no half-written chart)."""
+    from texflow.compiler import write_atomically
+    buf = io.BytesIO()
+    fig.savefig(buf, format=ext, dpi=dpi)
+    write_atomically(path, buf.getvalue())
+
+
 def timeline(manifest: dict) -> dict:
     """Times (s) of every bar the chart draws; exposed for tests and other tools."""
     try:
@@ -115,9 +131,7 @@ def plan_chart(manifest, path: str, title: str | None = None, dpi: int = 120) ->
         manifest = manifest[0]
     if not isinstance(manifest, dict) or manifest.get("format") != "texflow.wstream.plan/1":
         raise TexflowError("not a texflow.wstream.plan/1 manifest")
-    ext = os.path.splitext(path)[1].lower().lstrip(".") or "png"
-    if ext not in ("png", "svg", "pdf"):
-        raise TexflowError(f"plan chart must be .png, .svg or .pdf, got '{path}'")
+    ext = check_chart_path(path)
     tl = timeline(manifest)
     mpl, Figure, Canvas = _matplotlib()
     from matplotlib.patches import Patch
@@ -200,13 +214,7 @@ def plan_chart(manifest, path: str, title: str | None = None, dpi: int = 120) ->
     axm.set_ylabel("memory")
     axm.legend(loc="upper right", fontsize=7, ncol=4)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format=ext, dpi=dpi)
-    from texflow.compiler import write_atomically
-    write_atomically(path, buf.getvalue())
-
-
-__all__ = ["plan_chart", "require_matplotlib", "timeline"]
+    _write(fig, path, ext, dpi)
 
 
 def trace_chart(trace: dict, path: str) -> None:
@@ -214,10 +222,12 @@ def trace_chart(trace: dict, path: str) -> None:
     the plan it executed: lanes "compute" (segment calls, red where the run
     waited for weights) and "load" (group reads, measured on the loader
     thread); the plan's lanes use the calibrated estimates, stage after stage."""
-    matplotlib, Figure, FigureCanvasAgg = _matplotlib()
     if trace.get("format") != "texflow.wstream.trace/1":
         raise TexflowError("not a texflow streaming trace")
+    ext = check_chart_path(path)
+    _, Figure, Canvas = _matplotlib()
     fig = Figure(figsize=(12, 5.5))
+    Canvas(fig)
     ax_m, ax_p = fig.subplots(2, 1)
     ev = trace["events"]
     lanes = {"compute": 1, "stall": 1, "load": 0}
@@ -252,11 +262,7 @@ def trace_chart(trace: dict, path: str) -> None:
     for ax in (ax_m, ax_p):
         ax.set_xlim(0, right * 1.02)
     fig.tight_layout()
-    buf = io.BytesIO()
-    ext = os.path.splitext(path)[1].lower().lstrip(".") or "png"
-    try:
-        FigureCanvasAgg(fig).print_figure(buf, format=ext)
-    except ValueError as e:
-        raise TexflowError(f"cannot write chart {path}: {e}") from None
-    from texflow.compiler import write_atomically
-    write_atomically(path, buf.getvalue())
+    _write(fig, path, ext)
+
+
+__all__ = ["check_chart_path", "plan_chart", "require_matplotlib", "timeline", "trace_chart"]
