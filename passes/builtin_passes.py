@@ -12,3 +12,4 @@ from . import wstream_plan  # noqa: F401
 from . import wstream_lower  # noqa: F401
 from . import wstream_outline  # noqa: F401
 from . import wstream_split  # noqa: F401
+from . import layout_select  # noqa: F401

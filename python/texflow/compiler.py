@@ -41,7 +41,7 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
     if options.layout:
         phases.append(Phase("texflow-layout",
                             "layout-transformation elimination (SmartMem)",
-                            options.layout_pipeline or default_layout_pipeline(options.target)))
+                            options.layout_pipeline or default_layout_pipeline(options.target, options.select_layout)))
     if options.memory_budget:
         opts = [f"memory-budget={options.memory_budget}", f"time-limit={options.plan_time_limit}"]
         if options.plan_manifest:
@@ -75,8 +75,13 @@ GPU_LAYOUT_PIPELINE = DEFAULT_LAYOUT_PIPELINE.replace(
     "texflow-eliminate-layout,", "texflow-eliminate-layout{fold-into-producers=true},")
 
 
-def default_layout_pipeline(target: str) -> str:
-    return GPU_LAYOUT_PIPELINE if target.startswith("vulkan") else DEFAULT_LAYOUT_PIPELINE
+def default_layout_pipeline(target: str, select: bool = True) -> str:
+    """The target's layout pipeline; with `select`, texflow-select-layout chooses the
+    convolution regions' layouts after elimination, with the target's cost model."""
+    p = GPU_LAYOUT_PIPELINE if target.startswith("vulkan") else DEFAULT_LAYOUT_PIPELINE
+    if select:
+        p = p.replace("texflow-lower-layout,", f"texflow-select-layout{{target={target}}},texflow-lower-layout,")
+    return p
 
 
 @dataclasses.dataclass
@@ -85,6 +90,7 @@ class CompileOptions:
     iree_flags: list[str] = dataclasses.field(default_factory=list)
     layout: bool = True  # run texflow's layout phase (False = plain IREE)
     layout_pipeline: str | None = None  # None: the target's default (default_layout_pipeline)
+    select_layout: bool = True  # in the default pipeline: texflow-select-layout after elimination
     compile_from: str = "start"  # "start" or "input" (input: IR is already at IREE input level)
     compile_to: str = "end"  # an IREE phase or a texflow phase name
     memory_budget: str | None = None  # e.g. "64MiB": plan weight streaming (wstream)

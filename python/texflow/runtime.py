@@ -116,7 +116,9 @@ class Module:
     """A compiled .vmfb loaded on a driver; call it with numpy arrays."""
 
     def __init__(self, vmfb: str | bytes, driver: str = "local-task",
-                 allow_subgroup_mismatch: bool = False):
+                 allow_subgroup_mismatch: bool = False, config=None):
+        """`config`: an `iree.runtime.Config` to share one device between modules (several
+        Vulkan devices in one process slow each other down)."""
         import iree.runtime as rt
         self._rt = rt
         if isinstance(vmfb, (str, Path)):
@@ -150,7 +152,7 @@ class Module:
         if driver == "vulkan":
             self._prepare_vulkan_env()
         try:
-            self.config = rt.Config(driver)
+            self.config = config or rt.Config(driver)
         except (RuntimeError, ValueError) as e:
             raise TexflowError(f"cannot start driver '{driver}': {str(e).splitlines()[0]}") from None
         self.device = self.config.device

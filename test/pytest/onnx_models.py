@@ -132,3 +132,21 @@ def ort_reference(model: onnx.ModelProto, inputs) -> list[np.ndarray]:
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [i.name for i in model.graph.input]
     return sess.run(None, dict(zip(names, inputs)))
+
+
+def conv_block(seed=0, C=8, H=10, F=16):
+    """A MobileNet-style block in NCHW: 3x3 conv + Relu, depthwise 3x3 + Clip, 1x1 conv,
+    a residual Add, and a 3x3 stride-2 conv: the region texflow-select-layout re-lays out."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], group=F),
+             helper.make_node("Clip", ["c2", "lo", "hi"], ["r2"]),
+             helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"]),
+             helper.make_node("Add", ["c3", "r1"], ["s"]),
+             helper.make_node("Conv", ["s", "w4", "b4"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2])]
+    inits = [_w(rng, "w1", F, C, 3, 3), _w(rng, "b1", F), _w(rng, "w2", F, 1, 3, 3), _w(rng, "b2", F),
+             _w(rng, "w3", F, F, 1, 1), _w(rng, "b3", F), _w(rng, "w4", F, F, 3, 3), _w(rng, "b4", F),
+             numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+             numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
+    return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, F, H // 2, H // 2])], inits, "conv_block")

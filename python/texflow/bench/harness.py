@@ -38,11 +38,13 @@ class Variant:
     name: str
     layout: bool
     flags: tuple[str, ...] = ()
+    select: bool = True  # texflow-select-layout in the layout phase
 
 
 VARIANTS = {v.name: v for v in (
     Variant("plain", False),
     Variant("texflow", True),
+    Variant("texflow-elim", True, select=False),  # elimination only, no layout selection
     Variant("plain+dt", False, (DATA_TILING,)),
     Variant("texflow+dt", True, (DATA_TILING,)),
 )}
@@ -60,7 +62,7 @@ def compile_variant(path, target: str, variant: Variant, count_dispatches: bool 
     from texflow.compiler import CompileOptions, Compiler
     out: dict = {"variant": variant.name}
     t0 = time.perf_counter()
-    res = Compiler(CompileOptions(target=target, layout=variant.layout,
+    res = Compiler(CompileOptions(target=target, layout=variant.layout, select_layout=variant.select,
                                   iree_flags=list(variant.flags))).compile_file(str(path))
     out["compile_s"] = time.perf_counter() - t0
     out["vmfb"] = res.vmfb
@@ -75,6 +77,7 @@ def compile_variant(path, target: str, variant: Variant, count_dispatches: bool 
 def flow_text(path, target: str, variant: Variant) -> str:
     from texflow.compiler import CompileOptions, Compiler
     return Compiler(CompileOptions(target=target, layout=variant.layout, compile_to="flow",
+                                   select_layout=variant.select,
                                    iree_flags=list(variant.flags))).compile_file(str(path)).mlir
 
 

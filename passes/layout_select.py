@@ -1,0 +1,457 @@
+"""texflow-select-layout: choose the physical layout of every tensor in convolution regions.
+
+Why: elimination removes the layout transformations a model was exported with, but the
+layout the convolutions then compute in (ONNX's NCHW) is rarely the one the target reads
+best.  SmartMem's second step is to *choose* layouts: a producer writes what its consumer
+reads best, and the cost of each choice is the target's.  Here a region is the graph of
+2-D convolutions (`linalg.conv_2d_nchw_fchw`, `linalg.depthwise_conv_2d_nchw_chw`), the
+elementwise ops and spatial pads between them.  Each of its tensors gets one of
+
+- `nchw`   the logical layout (no change),
+- `nhwc`   channels innermost: the convolution's reduction dimension contiguous,
+- `nc4hw4` channels packed by four innermost (`N x C/4 x H x W x 4`): the "texel" layout
+           of a mobile GPU's 2.5D texture memory, expressed on IREE's storage buffers,
+
+chosen to minimise a per-target cost (`texflow.selection.costmodel`: measured on llvm-cpu
+and on an NVIDIA GPU through Vulkan, published figures for Adreno and Mali) of the
+convolutions in their layouts plus the conversions between layouts.  That is a PBQP
+problem (`texflow.selection.solver`): CP-SAT solves it exactly within a time limit, and
+SmartMem's greedy rule takes over on large graphs; the report says which one decided.
+
+Lowering: a convolution in NHWC becomes `linalg.conv_2d_nhwc_hwcf` (depthwise:
+`depthwise_conv_2d_nhwc_hwc`); in NC4HW4 it becomes a `linalg.generic` over packed
+operands.  Filters and biases are re-laid out at compile time (constants, never at run
+time).  Elementwise ops and pads are rebuilt in their tensor's layout.  Conversions are
+`linalg.transpose` (NHWC) and `linalg.pack` / `linalg.unpack` (NC4HW4) at the edges of a
+region, shared by all consumers of a value.  Every rebuilt op carries a
+`layout.physical` attribute (stripped by texflow-lower-layout), and the module gets a
+readable report in its `texflow.layout_selection` attribute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+from iree.compiler import ir
+from iree.compiler.dialects import arith, linalg, tensor
+
+from texflow import irutil
+from texflow.dialects.layout import PHYSICAL_ATTR, PhysicalLayout
+from texflow.errors import TexflowError
+from .layout_common import affine_maps, iterator_types
+from .layout_eliminate import constant_array, is_elementwise, make_constant, rebuild_generic, _reads_output
+from .registry import Pass, register_pass
+
+REPORT_ATTR = "texflow.layout_selection"
+# Logical NCHW dim -> expression over the layout's loops (rank 4 or 5).
+_LOOPS = {"nchw": 4, "nhwc": 4, "nc4hw4": 5}
+_PHYSICAL = {"nhwc": PhysicalLayout([0, 2, 3, 1]), "nc4hw4": PhysicalLayout([0, 1, 2, 3], (1, 4))}
+
+
+def _logical_exprs(layout: str) -> list:
+    d = [ir.AffineDimExpr.get(i) for i in range(_LOOPS[layout])]
+    if layout == "nchw":
+        return d
+    if layout == "nhwc":
+        return [d[0], d[3], d[1], d[2]]
+    return [d[0], d[1] * 4 + d[4], d[2], d[3]]
+
+
+def physical_shape(shape: list[int], layout: str) -> list[int]:
+    n, c, h, w = shape
+    return {"nchw": [n, c, h, w], "nhwc": [n, h, w, c], "nc4hw4": [n, c // 4, h, w, 4]}[layout]
+
+
+def _elem(v) -> str:
+    return "f16" if str(ir.RankedTensorType(v.type).element_type) == "f16" else "f32"
+
+
+def _nbytes(v) -> int:
+    t = ir.RankedTensorType(v.type)
+    return int(np.prod(t.shape)) * (2 if _elem(v) == "f16" else 4)
+
+
+def _shape(v) -> list[int] | None:
+    try:
+        t = ir.RankedTensorType(v.type)
+    except ValueError:
+        return None
+    return list(t.shape) if t.has_static_shape else None
+
+
+def _i64s(attr) -> list[int]:
+    try:
+        return [int(x) for x in ir.DenseIntElementsAttr(attr)]
+    except (ValueError, TypeError):
+        return list(ir.DenseI64ArrayAttr(attr))
+
+
+@dataclasses.dataclass
+class Node:
+    op: object
+    kind: str  # conv, dwconv, eltwise, pad
+    domain: list[str]
+    flops: float = 0.0
+    region_inputs: list[int] = dataclasses.field(default_factory=list)  # operand indices
+
+
+@register_pass
+class SelectLayout(Pass):
+    name = "texflow-select-layout"
+    summary = ("Choose NCHW, NHWC or texel-packed NC4HW4 for each tensor of convolution regions "
+               "by a per-target cost model (CP-SAT, greedy fallback)")
+
+    @dataclasses.dataclass
+    class Options:
+        target: str = dataclasses.field(default="llvm-cpu", metadata={
+            "help": "cost model: llvm-cpu, vulkan-nvidia (measured), vulkan-adreno, vulkan-valhall, "
+                    "vulkan-generic (published figures)"})
+        cost_model: str = dataclasses.field(default="", metadata={
+            "help": "a calibration JSON to use instead of the target's"})
+        layouts: str = dataclasses.field(default="nchw,nhwc,nc4hw4", metadata={
+            "help": "layouts the selection may use (nchw is always allowed)"})
+        solver: str = dataclasses.field(default="auto", metadata={"help": "auto | cpsat | greedy"})
+        time_limit: float = dataclasses.field(default=5.0, metadata={"help": "CP-SAT seconds"})
+        max_exact_nodes: int = dataclasses.field(default=2000, metadata={
+            "help": "larger regions are solved by the greedy rule"})
+        force: str = dataclasses.field(default="", metadata={
+            "help": "give every tensor that can take it this layout instead of solving "
+                    "(tests and benchmarks)"})
+
+    def apply(self, module) -> None:
+        from texflow.selection import costmodel, solver as sv
+        if self.options.solver not in ("auto", "cpsat", "greedy"):
+            raise TexflowError(f"solver must be auto, cpsat or greedy, got '{self.options.solver}'")
+        allowed = {l.strip() for l in self.options.layouts.split(",") if l.strip()} | {"nchw"}
+        if self.options.force:
+            allowed.add(self.options.force)
+        bad = allowed - set(costmodel.LAYOUTS)
+        if bad:
+            raise TexflowError(f"unknown layout(s) {sorted(bad)} (known: {', '.join(costmodel.LAYOUTS)})")
+        cm = costmodel.load(self.options.target, self.options.cost_model or None)
+        report = {"cost_model": cm.describe(), "functions": {}}
+        for f in irutil.functions(module):
+            nodes = self._collect(f, cm, allowed)
+            if not any(n.kind in ("conv", "dwconv") for n in nodes):
+                continue
+            pb, index = self._problem(nodes, cm)
+            if self.options.force:
+                x = [self.options.force if self.options.force in d else "nchw" for d in pb.domains]
+                sol = sv.Solution(x, pb.cost(x), f"forced ({self.options.force})", 0.0)
+            else:
+                sol = sv.solve(pb, self.options.solver, self.options.time_limit,
+                               self.options.max_exact_nodes)
+            base = pb.cost(["nchw"] * len(nodes))
+            entry = {"solver": sol.solver, "solve_s": round(sol.seconds, 3),
+                     "estimated_ms": round(sol.cost, 4), "estimated_ms_all_nchw": round(base, 4),
+                     "lower_bound_ms": None if sol.bound is None else round(sol.bound, 4)}
+            entry.update(self._rewrite(nodes, sol.layouts, index))
+            report["functions"][ir.StringAttr(f.attributes["sym_name"]).value] = entry
+            self.bump("solved exactly" if sol.solver.startswith("cp-sat (optimal") else "solved by the greedy rule"
+                      if sol.solver.startswith("greedy") else "solved by cp-sat (not proven optimal)")
+        if report["functions"]:
+            module.attributes[REPORT_ATTR] = ir.StringAttr.get(json.dumps(report, sort_keys=True))
+
+    # -- the problem ---------------------------------------------------------------------
+    def _collect(self, f, cm, allowed) -> list[Node]:
+        nodes: list[Node] = []
+        for op in f.regions[0].blocks[0].operations:
+            op = op.operation
+            n = self._node(op, cm, allowed)
+            if n is not None:
+                nodes.append(n)
+        return nodes
+
+    def _node(self, op, cm, allowed) -> Node | None:
+        name = op.name
+        if name in ("linalg.conv_2d_nchw_fchw", "linalg.depthwise_conv_2d_nchw_chw"):
+            x, w = op.operands[0], op.operands[1]
+            out = op.results[0]
+            xs, ws, os_ = _shape(x), _shape(w), _shape(out)
+            if not (xs and ws and os_) or len(xs) != 4:
+                return None
+            cst = irutil.producer(w)
+            if cst is None or cst.name != "arith.constant" or constant_array(cst, 1 << 26) is None:
+                self.bump("convolutions left in NCHW (filter not a constant)")
+                return None
+            kind = "conv" if name.endswith("fchw") else "dwconv"
+            dom = [l for l in cm.layouts(kind, _elem(out)) if l in allowed]
+            if "nc4hw4" in dom and (xs[1] % 4 or os_[1] % 4):
+                dom.remove("nc4hw4")
+            k = ws[-2] * ws[-1] * (ws[1] if kind == "conv" else 1)
+            return Node(op, kind, dom, 2.0 * float(np.prod(os_)) * k, [0])
+        if name == "linalg.generic" and is_elementwise(op) and not _reads_output(op):
+            s = _shape(op.results[0])
+            maps = affine_maps(op)
+            ins = list(op.operands)[:len(maps) - 1]
+            if not s or len(s) != 4 or not maps[-1].is_permutation or \
+                    list(maps[-1].results) != [ir.AffineDimExpr.get(i) for i in range(4)]:
+                return None
+            region = []
+            for i, (v, m) in enumerate(zip(ins, maps)):
+                if not all(isinstance(e, (ir.AffineDimExpr, ir.AffineConstantExpr))
+                           for e in m.results):
+                    return None
+                if _shape(v) == s and m == ir.AffineMap.get_identity(4):
+                    region.append(i)
+            dom = [l for l in ("nchw", "nhwc", "nc4hw4") if l in allowed]
+            if s[1] % 4:
+                dom = [l for l in dom if l != "nc4hw4"]
+            return Node(op, "eltwise", dom, 0.0, region)
+        if name == "tensor.pad":
+            s, ss = _shape(op.results[0]), _shape(op.operands[0])
+            if not s or len(s) != 4 or len(op.operands) != 1:
+                return None
+            low, high = list(ir.DenseI64ArrayAttr(op.attributes["static_low"])), \
+                list(ir.DenseI64ArrayAttr(op.attributes["static_high"]))
+            if low[:2] != [0, 0] or high[:2] != [0, 0]:
+                return None
+            body = op.regions[0].blocks[0]
+            if len(body.operations) != 1:  # only a yield of a value from outside
+                return None
+            dom = [l for l in ("nchw", "nhwc", "nc4hw4") if l in allowed]
+            if s[1] % 4:
+                dom = [l for l in dom if l != "nc4hw4"]
+            return Node(op, "pad", dom, 0.0, [0])
+        return None
+
+    def _problem(self, nodes: list[Node], cm):
+        from texflow.selection.solver import Problem
+        index = {}  # hash of an old result -> node index
+        for i, n in enumerate(nodes):
+            index[hash(n.op.results[0])] = i
+        unary, edges, sources = [], [], []
+        for i, n in enumerate(nodes):
+            e = _elem(n.op.results[0])
+            unary.append({l: (cm.op_ms(n.kind, l, n.flops, e) if n.kind in ("conv", "dwconv") else 0.0)
+                          for l in n.domain})
+            for k in n.region_inputs:
+                v = n.op.operands[k]
+                w = cm.move_ms(_nbytes(v), e)
+                p = index.get(hash(v))
+                if p is not None and nodes[p].op.results[0] == v:
+                    edges.append((p, i, w, None))
+                else:
+                    sources.append(("nchw", i, w))
+            # consumers outside the region (or reading this value other than as a region
+            # operand) need the logical layout: one shared conversion
+            if self._outside_uses(n, nodes, index):
+                edges.append((i, None, cm.move_ms(_nbytes(n.op.results[0]), e), "nchw"))
+        return Problem([n.domain for n in nodes], unary, edges, sources), index
+
+    def _outside_uses(self, n: Node, nodes, index) -> list:
+        out = []
+        v = n.op.results[0]
+        for u in v.uses:
+            owner = u.owner.operation if hasattr(u.owner, "operation") else u.owner
+            j = index.get(hash(owner.results[0])) if len(owner.results) else None
+            if j is None or nodes[j].op != owner or u.operand_number not in nodes[j].region_inputs:
+                out.append(u)
+        return out
+
+    # -- the rewrite ---------------------------------------------------------------------
+    def _rewrite(self, nodes: list[Node], layouts: list[str], index) -> dict:
+        avail: list[dict[str, object]] = [dict() for _ in nodes]
+        src_cache: dict[tuple[int, str], object] = {}
+        conversions = 0
+
+        def convert(v, frm: str, to: str):
+            nonlocal conversions
+            if frm == to:
+                return v
+            if frm != "nchw" and to != "nchw":
+                return convert(convert(v, frm, "nchw"), "nchw", to)
+            conversions += 1
+            s = _shape(v)
+            et = ir.RankedTensorType(v.type).element_type
+            if "nhwc" in (frm, to):
+                perm = [0, 2, 3, 1] if to == "nhwc" else [0, 3, 1, 2]
+                init = tensor.empty([s[p] for p in perm], et)
+                return irutil.result_value(linalg.transpose(v, outs=[init], permutation=perm))
+            if to == "nc4hw4":
+                init = tensor.empty(physical_shape(s, "nc4hw4"), et)
+                return ir.Operation.create(
+                    "linalg.pack", results=[init.type], operands=[v, init],
+                    attributes={"inner_dims_pos": ir.DenseI64ArrayAttr.get([1]),
+                                "static_inner_tiles": ir.DenseI64ArrayAttr.get([4]),
+                                "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0])}).results[0]
+            n, c0, h, w, c1 = s
+            init = tensor.empty([n, c0 * c1, h, w], et)
+            return ir.Operation.create(
+                "linalg.unpack", results=[init.type], operands=[v, init],
+                attributes={"inner_dims_pos": ir.DenseI64ArrayAttr.get([1]),
+                            "static_inner_tiles": ir.DenseI64ArrayAttr.get([4]),
+                            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0])}).results[0]
+
+        def get(v, layout: str, at):
+            """`v` (an old NCHW value) in `layout`, inserted before `at` when new."""
+            p = index.get(hash(v))
+            if p is not None and nodes[p].op.results[0] == v and avail[p]:
+                have = avail[p]
+                if layout not in have:
+                    # right after the value's definition, so that it dominates every use
+                    frm = "nchw" if "nchw" in have else next(iter(have))
+                    defop = irutil.producer(have[frm])
+                    with ir.InsertionPoint.after(defop), nodes[p].op.location:
+                        have[layout] = convert(have[frm], frm, layout)
+                return have[layout]
+            key = (hash(v), layout)
+            if layout == "nchw":
+                return v
+            if key not in src_cache:
+                with ir.InsertionPoint(at), at.location:
+                    src_cache[key] = convert(v, "nchw", layout)
+            return src_cache[key]
+
+        rebuilt = []
+        for i, (n, l) in enumerate(zip(nodes, layouts)):
+            op = n.op
+            if l == "nchw":
+                for k in n.region_inputs:
+                    op.operands[k] = get(op.operands[k], "nchw", op)
+                avail[i]["nchw"] = op.results[0]
+                continue
+            with ir.InsertionPoint(op), op.location:
+                new = {"conv": self._conv, "dwconv": self._conv, "eltwise": self._eltwise,
+                       "pad": self._pad}[n.kind](n, l, lambda v: get(v, l, op))
+            new.attributes[PHYSICAL_ATTR] = _PHYSICAL[l].attr()
+            avail[i][l] = new.results[0]
+            rebuilt.append(i)
+            self.bump(f"tensors in {l.upper()}")
+        # whatever else still reads an old result reads it in NCHW; backwards, so that the
+        # old ops of later nodes are gone before their operands are looked at
+        for i in reversed(rebuilt):
+            old = nodes[i].op.results[0]
+            if list(old.uses):
+                old.replace_all_uses_with(get(old, "nchw", nodes[i].op))
+            nodes[i].op.erase()
+        self.bump("layout conversions inserted", conversions)
+        counts = {l: layouts.count(l) for l in ("nchw", "nhwc", "nc4hw4")}
+        convs = [{"op": str(n.op.location) if False else n.kind, "layout": l}
+                 for n, l in zip(nodes, layouts) if n.kind in ("conv", "dwconv")]
+        return {"tensors": counts, "conversions": conversions,
+                "convolutions": {k: sum(1 for c in convs if c["layout"] == k) for k in counts}}
+
+    def _init(self, init, layout: str, get):
+        """The convolution's init (its bias, broadcast) in `layout`: a broadcast of a constant
+        is rebuilt from the re-laid-out constant, anything else converted."""
+        b = irutil.producer(init)
+        s = _shape(init)
+        et = ir.RankedTensorType(init.type).element_type
+        if b is not None and b.name == "linalg.broadcast" and irutil.int_array(b.attributes["dimensions"]) == [0, 2, 3]:
+            cst = irutil.producer(b.operands[0])
+            data = constant_array(cst, 1 << 26) if cst is not None and cst.name == "arith.constant" else None
+            if data is not None:
+                ps = physical_shape(s, layout)
+                if layout == "nhwc":
+                    bias, dims = data, [0, 1, 2]
+                else:
+                    bias, dims = data.reshape(s[1] // 4, 4), [0, 2, 3]
+                bv = make_constant(bias, ir.RankedTensorType.get(list(bias.shape), et))
+                e = tensor.empty(ps, et)
+                return irutil.result_value(linalg.broadcast(bv, outs=[e], dimensions=dims))
+        if b is not None and b.name == "linalg.fill":
+            return irutil.result_value(linalg.fill(b.operands[0], outs=[tensor.empty(physical_shape(s, layout), et)]))
+        return get(init)
+
+    def _conv(self, n: Node, layout: str, get):
+        op = n.op
+        x, w, init = op.operands[0], op.operands[1], op.operands[2]
+        strides = _i64s(op.attributes["strides"])
+        dil = _i64s(op.attributes["dilations"])
+        wd = constant_array(irutil.producer(w), 1 << 26)
+        et = ir.RankedTensorType(w.type).element_type
+        xi = get(x)
+        new_init = self._init(init, layout, get)
+        if layout == "nhwc":
+            if n.kind == "conv":
+                wt = np.ascontiguousarray(np.transpose(wd, (2, 3, 1, 0)))  # FCHW -> HWCF
+                wv = make_constant(wt, ir.RankedTensorType.get(list(wt.shape), et))
+                r = linalg.conv_2d_nhwc_hwcf(xi, wv, outs=[new_init], strides=strides, dilations=dil)
+            else:
+                wt = np.ascontiguousarray(np.transpose(wd, (1, 2, 0)))  # CHW -> HWC
+                wv = make_constant(wt, ir.RankedTensorType.get(list(wt.shape), et))
+                r = linalg.depthwise_conv_2d_nhwc_hwc(xi, wv, outs=[new_init], strides=strides, dilations=dil)
+            return irutil.producer(irutil.result_value(r))
+        if n.kind == "conv":
+            # NC4HW4: a generic over packed operands; the filter is packed on both channel dims
+            F, C, KH, KW = wd.shape
+            wt = np.ascontiguousarray(wd.reshape(F // 4, 4, C // 4, 4, KH, KW).transpose(0, 2, 4, 5, 3, 1))
+            d = [ir.AffineDimExpr.get(i) for i in range(9)]  # n fo oh ow fi | co kh kw ci
+            n_, fo, oh, ow, fi, co, kh, kw, ci = d
+            maps = [ir.AffineMap.get(9, 0, [n_, co, oh * strides[0] + kh * dil[0], ow * strides[1] + kw * dil[1], ci]),
+                    ir.AffineMap.get(9, 0, [fo, co, kh, kw, ci, fi]),
+                    ir.AffineMap.get(9, 0, [n_, fo, oh, ow, fi])]
+            its = ["parallel"] * 5 + ["reduction"] * 4
+        else:
+            # depthwise NC4HW4: channel c = 4*c0 + c1 is both the input's and the output's
+            C, KH, KW = wd.shape
+            wt = np.ascontiguousarray(wd.reshape(C // 4, 4, KH, KW).transpose(0, 2, 3, 1))
+            d = [ir.AffineDimExpr.get(i) for i in range(7)]  # n c0 oh ow c1 | kh kw
+            n_, c0, oh, ow, c1, kh, kw = d
+            maps = [ir.AffineMap.get(7, 0, [n_, c0, oh * strides[0] + kh * dil[0], ow * strides[1] + kw * dil[1], c1]),
+                    ir.AffineMap.get(7, 0, [c0, kh, kw, c1]),
+                    ir.AffineMap.get(7, 0, [n_, c0, oh, ow, c1])]
+            its = ["parallel"] * 5 + ["reduction"] * 2
+        wv = make_constant(wt, ir.RankedTensorType.get(list(wt.shape), et))
+        its = ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{t}>") for t in its])
+        g = ir.Operation.create("linalg.generic", results=[new_init.type], operands=[xi, wv, new_init],
+                                attributes={"indexing_maps": ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps]),
+                                            "iterator_types": its,
+                                            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([2, 1])},
+                                regions=1)
+        blk = g.regions[0].blocks.append(et, et, et)
+        with ir.InsertionPoint(blk):
+            m = arith.mulf(blk.arguments[0], blk.arguments[1])
+            s = arith.addf(blk.arguments[2], m)
+            linalg.YieldOp([s])
+        return g
+
+    def _eltwise(self, n: Node, layout: str, get):
+        op = n.op
+        maps = affine_maps(op)
+        ins = list(op.operands)[:len(maps) - 1]
+        sub = _logical_exprs(layout)
+        rank = _LOOPS[layout]
+        new_ins, new_maps = [], []
+        for i, (v, m) in enumerate(zip(ins, maps)):
+            if i in n.region_inputs:
+                new_ins.append(get(v))
+                new_maps.append(ir.AffineMap.get_identity(rank))
+                continue
+            exprs = [sub[e.position] if isinstance(e, ir.AffineDimExpr) else e
+                     for e in m.results]
+            new_ins.append(v)
+            new_maps.append(ir.AffineMap.get(rank, 0, exprs))
+        new_maps.append(ir.AffineMap.get_identity(rank))
+        rt = ir.RankedTensorType(op.results[0].type)
+        ps = physical_shape(list(rt.shape), layout)
+        init = tensor.empty(ps, rt.element_type)
+        return rebuild_generic(op, new_ins, [init], new_maps, ["parallel"] * rank,
+                               [ir.RankedTensorType.get(ps, rt.element_type)])
+
+    def _pad(self, n: Node, layout: str, get):
+        op = n.op
+        low = list(ir.DenseI64ArrayAttr(op.attributes["static_low"]))
+        high = list(ir.DenseI64ArrayAttr(op.attributes["static_high"]))
+        rt = ir.RankedTensorType(op.results[0].type)
+        phys = {"nhwc": lambda a: [a[0], a[2], a[3], a[1]],
+                "nc4hw4": lambda a: [a[0], a[1], a[2], a[3], 0]}[layout]
+        src = get(op.operands[0])
+        attrs = {"static_low": ir.DenseI64ArrayAttr.get(phys(low)),
+                 "static_high": ir.DenseI64ArrayAttr.get(phys(high)),
+                 "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 0, 0])}
+        if "nofold" in op.attributes:
+            attrs["nofold"] = op.attributes["nofold"]
+        new = ir.Operation.create("tensor.pad",
+                                  results=[ir.RankedTensorType.get(physical_shape(list(rt.shape), layout),
+                                                                   rt.element_type)],
+                                  operands=[src], attributes=attrs, regions=1)
+        blk = new.regions[0].blocks.append(*([ir.IndexType.get()] * _LOOPS[layout]))
+        ip = ir.InsertionPoint(blk)
+        for o in list(op.regions[0].blocks[0].operations):
+            o.detach_from_parent()
+            ip.insert(o)
+        return new

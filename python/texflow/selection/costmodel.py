@@ -1,0 +1,103 @@
+"""Per-target layout cost model, read from data: what a convolution costs in each activation
+layout, and what moving a tensor between layouts costs.
+
+Why data and not rules: SmartMem's rule (write what the consumer reads best, the reduction
+dimension contiguous) gives the direction, but the size of each effect depends on the
+target's code generator, and on IREE it sometimes points the other way.  Measured here
+(`data/llvm-cpu.json`, `data/vulkan-nvidia.json`, made by `calibrate.py`): on llvm-cpu a 3x3
+convolution is 1.6x slower in NCHW than in NHWC and a depthwise one 8x, while IREE's CPU
+code for a channel-packed (NC4HW4) convolution is 31x slower; on an H100 through Vulkan the
+packed layout is the fastest in f16 (NCHW 2.2x, NHWC 1.2x).  Mobile targets that cannot be
+measured here use published figures (`data/published-mobile.json`), named as such.
+
+Costs are in milliseconds: a convolution's FLOPs divided by the throughput its calibration
+case reached in its best layout, times the case's ratio for the layout; a conversion's bytes
+divided by the bandwidth of the calibration's transpose.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from texflow.errors import TexflowError
+
+DATA_DIR = Path(__file__).parent / "data"
+LAYOUTS = ("nchw", "nhwc", "nc4hw4")
+# FLOPs and bytes of calibrate.py's cases (CPU sizes; GPU sizes are 16x): used to turn the
+# measured times into throughputs.
+_CONV_FLOPS = 2 * 64 * 64 * 9 * 56 * 56
+_DW_FLOPS = 2 * 144 * 9 * 56 * 56
+_MOVE_ELEMS = 64 * 56 * 56
+
+
+@dataclasses.dataclass
+class CostModel:
+    target: str
+    source: str  # "measured" or "published"
+    device: str
+    date: str
+    ratios: dict  # elem -> case -> layout -> ratio to the best layout
+    gflops: dict  # elem -> case -> GFLOP/s in the best layout
+    move_gbps: dict  # elem -> GB/s of a layout conversion (transpose / pack)
+
+    def layouts(self, kind: str, elem: str) -> list[str]:
+        """The layouts a kind of op can be given on this target (the ones calibrated)."""
+        return [l for l in LAYOUTS if l in self._ratios(kind, elem)]
+
+    def _ratios(self, kind: str, elem: str) -> dict:
+        case = {"conv": "conv3x3", "dwconv": "dwconv3x3"}[kind]
+        r = self.ratios.get(elem) or self.ratios["f32"]
+        return r[case]
+
+    def op_ms(self, kind: str, layout: str, flops: float, elem: str) -> float:
+        case = {"conv": "conv3x3", "dwconv": "dwconv3x3"}[kind]
+        g = (self.gflops.get(elem) or self.gflops["f32"])[case]
+        return flops / (g * 1e6) * self._ratios(kind, elem)[layout]
+
+    def move_ms(self, nbytes: float, elem: str) -> float:
+        return nbytes / ((self.move_gbps.get(elem) or self.move_gbps["f32"]) * 1e6)
+
+    def describe(self) -> str:
+        return f"{self.target}: {self.source} on {self.device} ({self.date})"
+
+
+def _measured(d: dict) -> CostModel:
+    scale = 16 if d["target"].startswith("vulkan") else 1  # calibrate.case_modules
+    ratios, gflops, gbps = {}, {}, {}
+    for elem, cases in d["cases"].items():
+        ratios[elem] = {c: {v: e["ratio_to_best"] for v, e in vs.items()} for c, vs in cases.items()}
+        best = {c: min(e["median_ms"] for e in vs.values()) for c, vs in cases.items()}
+        gflops[elem] = {"conv3x3": scale * _CONV_FLOPS / (best["conv3x3"] * 1e6),
+                        "dwconv3x3": scale * _DW_FLOPS / (best["dwconv3x3"] * 1e6)}
+        nbytes = scale * _MOVE_ELEMS * (2 if elem == "f16" else 4) * 2  # read + write
+        gbps[elem] = nbytes / (cases["movement"]["transpose"]["median_ms"] * 1e6)
+    return CostModel(d["target"], "measured", d["device"], d["date"], ratios, gflops, gbps)
+
+
+def _published(d: dict, target: str) -> CostModel:
+    t = d["targets"][target]
+    ratios = {e: d["ratios"] for e in ("f32", "f16")}
+    gflops = {e: {"conv3x3": t["gflops"][e], "dwconv3x3": t["gflops"][e] / 4} for e in ("f32", "f16")}
+    gbps = {e: t["gbytes_per_s"] / d["ratios"]["movement"]["transpose"] for e in ("f32", "f16")}
+    return CostModel(target, "published", t["device"], d["date"], ratios, gflops, gbps)
+
+
+def load(target: str, path: str | None = None) -> CostModel:
+    """The cost model of `target`: `path` if given, else the measured data of the target, else
+    the published mobile figures."""
+    p = Path(path) if path else DATA_DIR / f"{target}.json"
+    try:
+        if p.exists():
+            return _measured(json.loads(p.read_text()))
+        if path:
+            raise TexflowError(f"no such cost model file: {path}")
+        pub = json.loads((DATA_DIR / "published-mobile.json").read_text())
+    except (json.JSONDecodeError, KeyError, TypeError, ZeroDivisionError) as e:
+        raise TexflowError(f"malformed cost model {p}: {type(e).__name__}: {e}") from None
+    if target not in pub["targets"]:
+        raise TexflowError(f"no cost model for target '{target}' "
+                           f"(measured: {', '.join(sorted(q.stem for q in DATA_DIR.glob('*.json') if q.stem != 'published-mobile'))}; "
+                           f"published: {', '.join(pub['targets'])})")
+    return _published(pub, target)
