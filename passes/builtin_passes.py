@@ -13,3 +13,4 @@ from . import wstream_lower  # noqa: F401
 from . import wstream_outline  # noqa: F401
 from . import wstream_split  # noqa: F401
 from . import layout_select  # noqa: F401
+from . import demote_f16  # noqa: F401

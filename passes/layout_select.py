@@ -41,10 +41,15 @@ from texflow import irutil
 from texflow.dialects.layout import PHYSICAL_ATTR, PhysicalLayout
 from texflow.errors import TexflowError
 from .layout_common import affine_maps, iterator_types
+from .layout_lower import build_reshape
 from .layout_eliminate import constant_array, is_elementwise, make_constant, rebuild_generic, _reads_output
 from .registry import Pass, register_pass
 
 REPORT_ATTR = "texflow.layout_selection"
+# IREE 3.13's code for a depthwise convolution in NCHW (and as a channel-packed generic) gave
+# wrong numbers on lavapipe for these targets, while NHWC was right (docs/known-issues.md):
+# there, depthwise convolutions are always given NHWC, whatever the cost.
+MISCOMPILED_DEPTHWISE = ("vulkan-generic", "vulkan-valhall", "vulkan-adreno")
 # Logical NCHW dim -> expression over the layout's loops (rank 4 or 5).
 _LOOPS = {"nchw": 4, "nhwc": 4, "nc4hw4": 5}
 _PHYSICAL = {"nhwc": PhysicalLayout([0, 2, 3, 1]), "nc4hw4": PhysicalLayout([0, 1, 2, 3], (1, 4))}
@@ -116,6 +121,10 @@ class SelectLayout(Pass):
         time_limit: float = dataclasses.field(default=5.0, metadata={"help": "CP-SAT seconds"})
         max_exact_nodes: int = dataclasses.field(default=2000, metadata={
             "help": "larger regions are solved by the greedy rule"})
+        packing: str = dataclasses.field(default="auto", metadata={
+            "help": "how NC4HW4 conversions are written: pack (linalg.pack/unpack), transpose "
+                    "(expand_shape + linalg.transpose), auto (transpose on vulkan targets, whose "
+                    "SPIR-V code generator cannot tile linalg.pack in IREE 3.13)"})
         force: str = dataclasses.field(default="", metadata={
             "help": "give every tensor that can take it this layout instead of solving "
                     "(tests and benchmarks)"})
@@ -131,6 +140,10 @@ class SelectLayout(Pass):
         if bad:
             raise TexflowError(f"unknown layout(s) {sorted(bad)} (known: {', '.join(costmodel.LAYOUTS)})")
         cm = costmodel.load(self.options.target, self.options.cost_model or None)
+        if self.options.packing not in ("auto", "pack", "transpose"):
+            raise TexflowError(f"packing must be auto, pack or transpose, got '{self.options.packing}'")
+        self._use_pack = self.options.packing == "pack" or (
+            self.options.packing == "auto" and not self.options.target.startswith("vulkan"))
         report = {"cost_model": cm.describe(), "functions": {}}
         for f in irutil.functions(module):
             nodes = self._collect(f, cm, allowed)
@@ -138,12 +151,13 @@ class SelectLayout(Pass):
                 continue
             pb, index = self._problem(nodes, cm)
             if self.options.force:
-                x = [self.options.force if self.options.force in d else "nchw" for d in pb.domains]
+                x = [self.options.force if self.options.force in d else
+                     "nchw" if "nchw" in d else d[0] for d in pb.domains]
                 sol = sv.Solution(x, pb.cost(x), f"forced ({self.options.force})", 0.0)
             else:
                 sol = sv.solve(pb, self.options.solver, self.options.time_limit,
                                self.options.max_exact_nodes)
-            base = pb.cost(["nchw"] * len(nodes))
+            base = pb.cost(["nchw" if "nchw" in d else d[0] for d in pb.domains])
             entry = {"solver": sol.solver, "solve_s": round(sol.seconds, 3),
                      "estimated_ms": round(sol.cost, 4), "estimated_ms_all_nchw": round(base, 4),
                      "lower_bound_ms": None if sol.bound is None else round(sol.bound, 4)}
@@ -178,6 +192,8 @@ class SelectLayout(Pass):
                 return None
             kind = "conv" if name.endswith("fchw") else "dwconv"
             dom = [l for l in cm.layouts(kind, _elem(out)) if l in allowed]
+            if kind == "dwconv" and self.options.target in MISCOMPILED_DEPTHWISE:
+                dom = ["nhwc"]
             if "nc4hw4" in dom and (xs[1] % 4 or os_[1] % 4):
                 dom.remove("nc4hw4")
             k = ws[-2] * ws[-1] * (ws[1] if kind == "conv" else 1)
@@ -271,13 +287,23 @@ class SelectLayout(Pass):
                 init = tensor.empty([s[p] for p in perm], et)
                 return irutil.result_value(linalg.transpose(v, outs=[init], permutation=perm))
             if to == "nc4hw4":
-                init = tensor.empty(physical_shape(s, "nc4hw4"), et)
+                ps = physical_shape(s, "nc4hw4")
+                if not self._use_pack:  # (N, C/4, 4, H, W) view, then channels-in-4 innermost
+                    n, c, h, w = s
+                    ex = build_reshape(v, s, [n, c // 4, 4, h, w], et)
+                    init = tensor.empty(ps, et)
+                    return irutil.result_value(linalg.transpose(ex, outs=[init], permutation=[0, 1, 3, 4, 2]))
+                init = tensor.empty(ps, et)
                 return ir.Operation.create(
                     "linalg.pack", results=[init.type], operands=[v, init],
                     attributes={"inner_dims_pos": ir.DenseI64ArrayAttr.get([1]),
                                 "static_inner_tiles": ir.DenseI64ArrayAttr.get([4]),
                                 "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0])}).results[0]
             n, c0, h, w, c1 = s
+            if not self._use_pack:
+                init = tensor.empty([n, c0, c1, h, w], et)
+                t = irutil.result_value(linalg.transpose(v, outs=[init], permutation=[0, 1, 4, 2, 3]))
+                return build_reshape(t, [n, c0, c1, h, w], [n, c0 * c1, h, w], et)
             init = tensor.empty([n, c0 * c1, h, w], et)
             return ir.Operation.create(
                 "linalg.unpack", results=[init.type], operands=[v, init],

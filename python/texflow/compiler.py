@@ -41,7 +41,9 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
     if options.layout:
         phases.append(Phase("texflow-layout",
                             "layout-transformation elimination (SmartMem)",
-                            options.layout_pipeline or default_layout_pipeline(options.target, options.select_layout)))
+                            options.layout_pipeline or default_layout_pipeline(
+                                options.target, options.select_layout, options.precision,
+                                options.select_options)))
     if options.memory_budget:
         opts = [f"memory-budget={options.memory_budget}", f"time-limit={options.plan_time_limit}"]
         if options.plan_manifest:
@@ -75,12 +77,17 @@ GPU_LAYOUT_PIPELINE = DEFAULT_LAYOUT_PIPELINE.replace(
     "texflow-eliminate-layout,", "texflow-eliminate-layout{fold-into-producers=true},")
 
 
-def default_layout_pipeline(target: str, select: bool = True) -> str:
-    """The target's layout pipeline; with `select`, texflow-select-layout chooses the
-    convolution regions' layouts after elimination, with the target's cost model."""
+def default_layout_pipeline(target: str, select: bool = True, precision: str = "f32",
+                            select_options: str = "") -> str:
+    """The target's layout pipeline.  With `select`, texflow-select-layout chooses the
+    convolution regions' layouts after elimination, with the target's cost model; with
+    precision f16, texflow-demote-f16 runs first so that selection sees 2-byte elements."""
     p = GPU_LAYOUT_PIPELINE if target.startswith("vulkan") else DEFAULT_LAYOUT_PIPELINE
     if select:
-        p = p.replace("texflow-lower-layout,", f"texflow-select-layout{{target={target}}},texflow-lower-layout,")
+        opts = " ".join([f"target={target}"] + ([select_options] if select_options else []))
+        p = p.replace("texflow-lower-layout,", f"texflow-select-layout{{{opts}}},texflow-lower-layout,")
+    if precision == "f16":
+        p = "texflow-demote-f16," + p
     return p
 
 
@@ -91,6 +98,8 @@ class CompileOptions:
     layout: bool = True  # run texflow's layout phase (False = plain IREE)
     layout_pipeline: str | None = None  # None: the target's default (default_layout_pipeline)
     select_layout: bool = True  # in the default pipeline: texflow-select-layout after elimination
+    select_options: str = ""  # extra texflow-select-layout options, e.g. "force=nc4hw4"
+    precision: str = "f32"  # "f16": compute in half precision (texflow-demote-f16), f32 interface
     compile_from: str = "start"  # "start" or "input" (input: IR is already at IREE input level)
     compile_to: str = "end"  # an IREE phase or a texflow phase name
     memory_budget: str | None = None  # e.g. "64MiB": plan weight streaming (wstream)
@@ -141,6 +150,10 @@ class Compiler:
         if options.compile_from not in ("start", "input"):
             raise TexflowError(f"--compile-from must be 'start' or 'input', got '{options.compile_from}'")
         self.target: Target = get_target(options.target)
+        if options.precision not in ("f32", "f16"):
+            raise TexflowError(f"--precision must be f32 or f16, got '{options.precision}'")
+        if options.precision == "f16" and not options.layout:
+            raise TexflowError("--precision=f16 needs texflow's layout phase (drop --no-layout)")
         self.session = session or CompilerSession(list(self.target.flags) + list(options.iree_flags))
 
     # -- sources ----------------------------------------------------------

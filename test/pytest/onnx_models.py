@@ -149,4 +149,5 @@ def conv_block(seed=0, C=8, H=10, F=16):
              _w(rng, "w3", F, F, 1, 1), _w(rng, "b3", F), _w(rng, "w4", F, F, 3, 3), _w(rng, "b4", F),
              numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
              numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
-    return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, F, H // 2, H // 2])], inits, "conv_block")
+    Ho = (H - 1) // 2 + 1
+    return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, F, Ho, Ho])], inits, "conv_block")

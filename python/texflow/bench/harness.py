@@ -39,12 +39,17 @@ class Variant:
     layout: bool
     flags: tuple[str, ...] = ()
     select: bool = True  # texflow-select-layout in the layout phase
+    precision: str = "f32"  # f16: texflow-demote-f16
+    select_options: str = ""
 
 
 VARIANTS = {v.name: v for v in (
     Variant("plain", False),
     Variant("texflow", True),
     Variant("texflow-elim", True, select=False),  # elimination only, no layout selection
+    Variant("texflow-f16", True, precision="f16"),
+    Variant("texflow-elim-f16", True, select=False, precision="f16"),
+    Variant("texflow-nhwc-f16", True, precision="f16", select_options="force=nhwc"),
     Variant("plain+dt", False, (DATA_TILING,)),
     Variant("texflow+dt", True, (DATA_TILING,)),
 )}
@@ -63,6 +68,7 @@ def compile_variant(path, target: str, variant: Variant, count_dispatches: bool 
     out: dict = {"variant": variant.name}
     t0 = time.perf_counter()
     res = Compiler(CompileOptions(target=target, layout=variant.layout, select_layout=variant.select,
+                                  precision=variant.precision, select_options=variant.select_options,
                                   iree_flags=list(variant.flags))).compile_file(str(path))
     out["compile_s"] = time.perf_counter() - t0
     out["vmfb"] = res.vmfb
@@ -77,7 +83,8 @@ def compile_variant(path, target: str, variant: Variant, count_dispatches: bool 
 def flow_text(path, target: str, variant: Variant) -> str:
     from texflow.compiler import CompileOptions, Compiler
     return Compiler(CompileOptions(target=target, layout=variant.layout, compile_to="flow",
-                                   select_layout=variant.select,
+                                   select_layout=variant.select, precision=variant.precision,
+                                   select_options=variant.select_options,
                                    iree_flags=list(variant.flags))).compile_file(str(path)).mlir
 
 

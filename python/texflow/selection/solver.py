@@ -126,12 +126,12 @@ def cpsat(pb: Problem, time_limit: float, hint: list[str] | None = None):
         diff = m.new_bool_var("")
         m.add(diff == 1 - sum(same))
         terms = [w * diff]
-        if "nchw" in p_vars and "nchw" in q_vars:
-            both_off = m.new_bool_var("")  # both not nchw and differ -> one more conversion
-            m.add_bool_or([p_vars["nchw"], q_vars["nchw"], diff.Not(), both_off])
-            terms.append(w * both_off)
-        elif "nchw" not in p_vars or "nchw" not in q_vars:
-            terms.append(w * diff)  # cannot happen with our domains; conservative
+        # one more conversion when they differ and neither is NCHW (through NCHW: two)
+        p_off = 1 - p_vars["nchw"] if "nchw" in p_vars else 1
+        q_off = 1 - q_vars["nchw"] if "nchw" in q_vars else 1
+        both_off = m.new_bool_var("")
+        m.add(both_off >= diff + p_off + q_off - 2)
+        terms.append(w * both_off)
         return terms
 
     for p, q, w, fixed in pb.edges:
