@@ -50,6 +50,9 @@ REPORT_ATTR = "texflow.layout_selection"
 # wrong numbers on lavapipe for these targets, while NHWC was right (docs/known-issues.md):
 # there, depthwise convolutions are always given NHWC, whatever the cost.
 MISCOMPILED_DEPTHWISE = ("vulkan-generic", "vulkan-valhall", "vulkan-adreno")
+# IREE 3.13 cannot compile an f16 convolution in NCHW for this target ("no GPU subgroup mma
+# compute ops generated"): in f16 its convolutions never stay NCHW.
+NO_F16_NCHW_CONV = ("vulkan-nvidia",)
 # Logical NCHW dim -> expression over the layout's loops (rank 4 or 5).
 _LOOPS = {"nchw": 4, "nhwc": 4, "nc4hw4": 5}
 _PHYSICAL = {"nhwc": PhysicalLayout([0, 2, 3, 1]), "nc4hw4": PhysicalLayout([0, 1, 2, 3], (1, 4))}
@@ -91,6 +94,12 @@ def _i64s(attr) -> list[int]:
         return [int(x) for x in ir.DenseIntElementsAttr(attr)]
     except (ValueError, TypeError):
         return list(ir.DenseI64ArrayAttr(attr))
+
+
+def _loc_name(op) -> str:
+    """The ONNX node name in an op's location (`loc("node_Conv_3")`), else the location."""
+    text = str(op.location)
+    return text[5:-2] if text.startswith('loc("') and text.endswith('")') else text
 
 
 @dataclasses.dataclass
@@ -163,8 +172,10 @@ class SelectLayout(Pass):
                      "lower_bound_ms": None if sol.bound is None else round(sol.bound, 4)}
             entry.update(self._rewrite(nodes, sol.layouts, index))
             report["functions"][ir.StringAttr(f.attributes["sym_name"]).value] = entry
-            self.bump("solved exactly" if sol.solver.startswith("cp-sat (optimal") else "solved by the greedy rule"
-                      if sol.solver.startswith("greedy") else "solved by cp-sat (not proven optimal)")
+            self.bump("layouts forced" if sol.solver.startswith("forced") else
+                      "solved exactly" if sol.solver.startswith("cp-sat (optimal") else
+                      "solved by the greedy rule" if sol.solver.startswith("greedy") else
+                      "solved by cp-sat (not proven optimal)")
         if report["functions"]:
             module.attributes[REPORT_ATTR] = ir.StringAttr.get(json.dumps(report, sort_keys=True))
 
@@ -194,6 +205,8 @@ class SelectLayout(Pass):
             dom = [l for l in cm.layouts(kind, _elem(out)) if l in allowed]
             if kind == "dwconv" and self.options.target in MISCOMPILED_DEPTHWISE:
                 dom = ["nhwc"]
+            if _elem(out) == "f16" and self.options.target in NO_F16_NCHW_CONV and len(dom) > 1:
+                dom = [l for l in dom if l != "nchw"]
             if "nc4hw4" in dom and (xs[1] % 4 or os_[1] % 4):
                 dom.remove("nc4hw4")
             k = ws[-2] * ws[-1] * (ws[1] if kind == "conv" else 1)
@@ -269,6 +282,9 @@ class SelectLayout(Pass):
 
     # -- the rewrite ---------------------------------------------------------------------
     def _rewrite(self, nodes: list[Node], layouts: list[str], index) -> dict:
+        choices = [{"op": _loc_name(n.op) or f"#{i}", "kind": n.kind,
+                    "shape": "x".join(map(str, _shape(n.op.results[0]))), "layout": l}
+                   for i, (n, l) in enumerate(zip(nodes, layouts))]
         avail: list[dict[str, object]] = [dict() for _ in nodes]
         src_cache: dict[tuple[int, str], object] = {}
         conversions = 0
@@ -355,10 +371,10 @@ class SelectLayout(Pass):
             nodes[i].op.erase()
         self.bump("layout conversions inserted", conversions)
         counts = {l: layouts.count(l) for l in ("nchw", "nhwc", "nc4hw4")}
-        convs = [{"op": str(n.op.location) if False else n.kind, "layout": l}
-                 for n, l in zip(nodes, layouts) if n.kind in ("conv", "dwconv")]
         return {"tensors": counts, "conversions": conversions,
-                "convolutions": {k: sum(1 for c in convs if c["layout"] == k) for k in counts}}
+                "convolutions": {k: sum(1 for c in choices if c["kind"] in ("conv", "dwconv")
+                                        and c["layout"] == k) for k in counts},
+                "choices": choices}
 
     def _init(self, init, layout: str, get):
         """The convolution's init (its bias, broadcast) in `layout`: a broadcast of a constant

@@ -8,7 +8,7 @@ variant is loaded on one shared Vulkan device (several devices in one process sl
 other down), checked against the reference (max abs and max relative difference), then
 timed interleaved: ROUNDS rounds, each calling every variant once in rotating order, with
 inputs uploaded once and outputs left on the device.  Writes medians and the median of the
-per-round ratios to `plain`.  Only numpy and iree.runtime are needed.
+per-round ratios to `plain` (or, without it, to the first variant).  Only numpy and iree.runtime are needed.
 """
 
 import glob
@@ -53,10 +53,10 @@ def main(d, out, rounds=30):
                 t = calls[v]()
                 if r >= 0:
                     times[v].append(t * 1e3)
+        base = "plain" if "plain" in times else names[0]
         for v in names:
             entry[v]["median_ms"] = statistics.median(times[v])
-            if "plain" in times:
-                entry[v]["ratio_vs_plain"] = statistics.median(a / b for a, b in zip(times[v], times["plain"]))
+            entry[v]["ratio_vs_" + base] = statistics.median(a / b for a, b in zip(times[v], times[base]))
         res[name] = entry
         print(name, json.dumps(entry, indent=1), flush=True)
     res["device"] = ", ".join(i["name"] for i in rt.get_driver("vulkan").query_available_devices())

@@ -123,6 +123,7 @@ class CompileResult:
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     weight_archive: dict | None = None  # key -> {function, group, index, shape, dtype, bytes, sha256}
     program: dict | None = None  # segmented streaming program (texflow-wstream-outline)
+    layout_report: dict | None = None  # texflow-select-layout's choices (per function, per tensor)
 
 
 ALL_PHASES = iree_phases.IREE_PHASES[:2] + TEXFLOW_PHASE_NAMES + iree_phases.IREE_PHASES[2:]
@@ -282,6 +283,9 @@ class Compiler:
             if "texflow.wstream.program" in module.attributes:
                 result.program = json.loads(
                     ir.StringAttr(module.attributes["texflow.wstream.program"]).value)
+            if "texflow.layout_selection" in module.attributes:
+                result.layout_report = json.loads(
+                    ir.StringAttr(module.attributes["texflow.layout_selection"]).value)
         if to in TEXFLOW_PHASE_NAMES:
             result.mlir = _asm(module)
             return result

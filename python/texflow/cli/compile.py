@@ -33,6 +33,14 @@ def build_parser():
     p.add_argument("--layout-pipeline", default=None,
                    help="texflow passes of the layout phase (default: the target's, see "
                         "texflow.compiler.default_layout_pipeline)")
+    p.add_argument("--no-select-layout", action="store_true",
+                   help="elimination only: keep the convolutions' layouts (no texflow-select-layout)")
+    p.add_argument("--select-layout", default="", metavar="OPTIONS",
+                   help="texflow-select-layout options, e.g. 'force=nc4hw4' or 'solver=greedy layouts=nchw,nhwc'")
+    p.add_argument("--layout-report", default=None, metavar="FILE",
+                   help="write texflow-select-layout's choices (per tensor: op, shape, layout) as JSON")
+    p.add_argument("--precision", default="f32", choices=["f32", "f16"],
+                   help="f16: compute in half precision (weights and activations; f32 inputs and outputs)")
     p.add_argument("--memory-budget", default=None, metavar="BYTES",
                    help="plan weight streaming under this peak memory (e.g. 64MiB); "
                         "the plan is written beside the output as <output>.plan.json")
@@ -71,7 +79,9 @@ def main_impl(argv) -> int:
                           plan_manifest=manifest_tmp, weight_archive=archive_tmp,
                           layout_pipeline=args.layout_pipeline, compile_to=args.compile_to,
                           compile_from=args.compile_from,
-                          print_ir_after_all=args.print_ir_after_all)
+                          print_ir_after_all=args.print_ir_after_all,
+                          select_layout=not args.no_select_layout, select_options=args.select_layout,
+                          precision=args.precision)
     if args.compile_to == "end" and not args.output:
         raise TexflowError("missing -o <output.vmfb>")
     if args.texflow_verbose:
@@ -96,6 +106,9 @@ def main_impl(argv) -> int:
               file=sys.stderr)
     data = result.vmfb if result.vmfb is not None else result.mlir
     write_atomically(args.output or "-", data)
+    if args.layout_report:
+        write_atomically(args.layout_report, json.dumps(
+            result.layout_report or {"functions": {}, "note": "no layout was selected"}, indent=1) + "\n")
     if manifest_tmp and os.path.exists(manifest_tmp):
         from texflow.compiler import finish_streaming_outputs
         finish_streaming_outputs(result, args.output, manifest_tmp, archive_tmp)
