@@ -5,7 +5,7 @@ layout the convolutions then compute in (ONNX's NCHW) is rarely the one the targ
 best.  SmartMem's second step is to *choose* layouts: a producer writes what its consumer
 reads best, and the cost of each choice is the target's.  Here a region is the graph of
 2-D convolutions (`linalg.conv_2d_nchw_fchw`, `linalg.depthwise_conv_2d_nchw_chw`), the
-elementwise ops and spatial pads between them.  Each of its tensors gets one of
+elementwise ops, spatial pads and max/sum pooling between them.  Each of its tensors gets one of
 
 - `nchw`   the logical layout (no change),
 - `nhwc`   channels innermost: the convolution's reduction dimension contiguous,
@@ -46,6 +46,8 @@ from .layout_eliminate import constant_array, is_elementwise, make_constant, reb
 from .registry import Pass, register_pass
 
 REPORT_ATTR = "texflow.layout_selection"
+# Pooling keeps its window's loops; only NHWC has a named form (no packed one).
+POOLS = {"linalg.pooling_nchw_max": "pooling_nhwc_max", "linalg.pooling_nchw_sum": "pooling_nhwc_sum"}
 # IREE 3.13's code for a depthwise convolution in NCHW (and as a channel-packed generic) gave
 # wrong numbers on lavapipe for these targets, while NHWC was right (docs/known-issues.md):
 # there, depthwise convolutions are always given NHWC, whatever the cost.
@@ -211,6 +213,11 @@ class SelectLayout(Pass):
                 dom.remove("nc4hw4")
             k = ws[-2] * ws[-1] * (ws[1] if kind == "conv" else 1)
             return Node(op, kind, dom, 2.0 * float(np.prod(os_)) * k, [0])
+        if name in POOLS:
+            xs, os_ = _shape(op.operands[0]), _shape(op.results[0])
+            if not (xs and os_) or len(xs) != 4:
+                return None
+            return Node(op, "pool", [l for l in ("nchw", "nhwc") if l in allowed], 0.0, [0])
         if name == "linalg.generic" and is_elementwise(op) and not _reads_output(op):
             s = _shape(op.results[0])
             maps = affine_maps(op)
@@ -357,7 +364,7 @@ class SelectLayout(Pass):
                 continue
             with ir.InsertionPoint(op), op.location:
                 new = {"conv": self._conv, "dwconv": self._conv, "eltwise": self._eltwise,
-                       "pad": self._pad}[n.kind](n, l, lambda v: get(v, l, op))
+                       "pad": self._pad, "pool": self._pool}[n.kind](n, l, lambda v: get(v, l, op))
             new.attributes[PHYSICAL_ATTR] = _PHYSICAL[l].attr()
             avail[i][l] = new.results[0]
             rebuilt.append(i)
@@ -450,6 +457,14 @@ class SelectLayout(Pass):
             s = arith.addf(blk.arguments[2], m)
             linalg.YieldOp([s])
         return g
+
+    def _pool(self, n: Node, layout: str, get):
+        op = n.op
+        x, window, init = op.operands[0], op.operands[1], op.operands[2]
+        build = getattr(linalg, POOLS[op.name])
+        r = build(get(x), window, outs=[self._init(init, layout, get)],
+                  strides=_i64s(op.attributes["strides"]), dilations=_i64s(op.attributes["dilations"]))
+        return irutil.producer(irutil.result_value(r))
 
     def _eltwise(self, n: Node, layout: str, get):
         op = n.op

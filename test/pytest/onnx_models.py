@@ -151,3 +151,15 @@ def conv_block(seed=0, C=8, H=10, F=16):
              numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
     Ho = (H - 1) // 2 + 1
     return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, F, Ho, Ho])], inits, "conv_block")
+
+
+def conv_pool(seed=0, C=4, H=16, F=8):
+    """3x3 conv, 3x3 stride-2 MaxPool (padded with -inf), 3x3 conv: ResNet's stem."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["p", "w2", "b2"], ["y"], pads=[1, 1, 1, 1])]
+    Ho = (H - 1) // 2 + 1
+    return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, F, Ho, Ho])],
+                  [_w(rng, "w", F, C, 3, 3), _w(rng, "b", F), _w(rng, "w2", F, F, 3, 3), _w(rng, "b2", F)],
+                  "conv_pool")

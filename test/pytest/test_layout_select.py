@@ -188,3 +188,17 @@ def test_bad_precision_and_options_are_clear_errors(tmp_path):
         _compile(path, precision="f16", layout=False)
     with pytest.raises(TexflowError, match="unknown layout"):
         _compile(path, select_options="layouts=nchw,nhwc8")
+
+
+def test_pooling_joins_the_region(tmp_path):
+    """ResNet's stem: with pooling in NHWC the region needs one conversion in and one out."""
+    m = onnx_models.conv_pool()
+    path = tmp_path / "m.onnx"
+    onnx.save(m, path)
+    x = onnx_models.random_inputs(m)
+    ref = onnx_models.ort_reference(m, x)[0]
+    res = _compile(path, select_options="force=nhwc")
+    assert res.statistics["texflow-select-layout"]["layout conversions inserted"] == 2
+    np.testing.assert_allclose(_run(res.vmfb, x)[0], ref, atol=1e-4 * float(np.max(np.abs(ref))))
+    assert "pooling_nhwc_max" in _compile(path, select_options="force=nhwc",
+                                          compile_to="texflow-layout").mlir
