@@ -40,7 +40,7 @@ from iree.compiler.dialects import arith, linalg, tensor
 from texflow import irutil
 from texflow.dialects.layout import PHYSICAL_ATTR, PhysicalLayout
 from texflow.errors import TexflowError
-from .layout_common import affine_maps, iterator_types
+from .layout_common import affine_maps
 from .layout_lower import build_reshape
 from .layout_eliminate import constant_array, is_elementwise, make_constant, rebuild_generic, _reads_output
 from .registry import Pass, register_pass
@@ -237,7 +237,7 @@ class SelectLayout(Pass):
                 dom = [l for l in dom if l != "nc4hw4"]
             return Node(op, "eltwise", dom, 0.0, region)
         if name == "tensor.pad":
-            s, ss = _shape(op.results[0]), _shape(op.operands[0])
+            s = _shape(op.results[0])
             if not s or len(s) != 4 or len(op.operands) != 1:
                 return None
             low, high = list(ir.DenseI64ArrayAttr(op.attributes["static_low"])), \

@@ -159,6 +159,22 @@ def test_ort_child_interleaved(tiny):
     assert len(t["ort"]) == 3 and all(isinstance(v, float) and v > 0 for v in t["ort"])
 
 
+@pytest.mark.parametrize("runtime", ["ort", "mnn"])
+def test_peer_children_check_and_time(tiny, runtime):
+    """Each peer runtime converts (MNN) and runs the model in its own process, reports its
+    output's difference from ONNX Runtime's, and takes its turn in interleaved timing."""
+    if runtime == "mnn":
+        pytest.importorskip("MNN")
+    from texflow.bench.models import ort_run
+    path, x = tiny
+    np.savez(path.parent / "ref.npz", out0=ort_run(path, [x])[0])
+    with harness.PeerChild(path, path.parent / "inputs.npz", 1, runtime,
+                           ref_npz=path.parent / "ref.npz") as peer:
+        assert peer.max_abs is not None and peer.max_abs < 1e-4
+        t = harness.time_interleaved({runtime: peer}, reps=2, warmup=1)
+    assert len(t[runtime]) == 2 and all(v > 0 for v in t[runtime])
+
+
 def test_param_archive_loader(tmp_path):
     """The GPU runner's path (weights in a parameter archive shared by the variants), on the CPU."""
     import subprocess

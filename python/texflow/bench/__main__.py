@@ -62,6 +62,9 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=0,
                    help="threads for IREE local-task and ONNX Runtime (0: all cores)")
     p.add_argument("--no-ort", action="store_true", help="skip ONNX Runtime timing")
+    p.add_argument("--mnn", action="store_true",
+                   help="also time MNN (PyPI `mnn`, CPU backend, same threads; converted with its "
+                        "ONNX converter) as a peer, in its own child process")
     p.add_argument("--check-cli", action="store_true",
                    help="also count dispatches with iree-import-onnx + iree-compile and compare")
     p.add_argument("--no-dispatch-count", action="store_true")
@@ -110,25 +113,28 @@ def bench_model(name: str, target: str, a, prog: Progress, ort_cache: dict) -> d
             entry["cli_check"] = {"error": str(e)[:300]}
     driver = DRIVERS.get(target, "vulkan")
     reps = a.reps if driver == "local-task" else min(a.reps, a.vulkan_reps)
-    ort = None
-    if not a.no_ort and driver == "local-task" and vmfbs and reps:
-        try:
-            ort = harness.OrtChild(cm.onnx_path, cm.dir / "inputs.npz", a.threads)
-        except Exception as e:  # noqa: BLE001
-            entry["ort"] = {"error": str(e)[:300]}
+    peers = {}
+    wanted = ([] if a.no_ort else ["ort"]) + (["mnn"] if a.mnn else [])
+    if driver == "local-task" and vmfbs and reps:
+        for rt in wanted:
+            try:
+                peers[rt] = harness.PeerChild(cm.onnx_path, cm.dir / "inputs.npz", a.threads, rt,
+                                              ref_npz=cm.dir / "ref.npz")
+            except Exception as e:  # noqa: BLE001
+                entry[rt] = {"error": str(e)[:300]}
     if vmfbs:
+        names = " and ".join(harness.PeerChild.NAMES[k] for k in peers)
         prog.step(f"{name} / {target}: running {', '.join(vmfbs)}"
-                  f"{' and ONNX Runtime (child process)' if ort else ''} on {driver}, "
+                  f"{' and ' + names + ' (child processes)' if peers else ''} on {driver}, "
                   f"{reps} reps interleaved")
         try:
             runs = harness.run_modules(vmfbs, driver, cm.inputs(), cm.reference(), reps, a.warmup,
-                                       progress=prog.reps(f"{name}/{target}"),
-                                       peers={"ort": ort} if ort else None)
+                                       progress=prog.reps(f"{name}/{target}"), peers=peers or None)
         finally:
-            if ort:
-                ort.close()
-        if ort:
-            entry["ort"] = dict(runs.pop("ort"), threads=a.threads, interleaved=True)
+            for p in peers.values():
+                p.close()
+        for k, p in peers.items():
+            entry[k] = dict(runs.pop(k), threads=a.threads, interleaved=True, max_abs=p.max_abs)
         for k, d in runs.items():
             entry["variants"][k].update(d)
         del vmfbs

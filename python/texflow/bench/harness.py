@@ -197,20 +197,25 @@ def run_modules(vmfbs: dict[str, bytes], driver: str, inputs: list[np.ndarray],
     return out
 
 
-class OrtChild:
-    """ONNX Runtime in a child process that runs one timed inference per request."""
+class PeerChild:
+    """A peer runtime (ONNX Runtime or MNN) in a child process that runs one timed inference
+    per request.  Its first output's largest difference from the reference is in `max_abs`."""
 
-    def __init__(self, onnx_path, inputs_npz, threads: int):
+    NAMES = {"ort": "ONNX Runtime", "mnn": "MNN"}
+
+    def __init__(self, onnx_path, inputs_npz, threads: int, runtime: str = "ort", ref_npz=None):
+        self.runtime = runtime
         self.p = subprocess.Popen(
-            [sys.executable, "-m", "texflow.bench.harness", "serve", str(onnx_path),
-             str(inputs_npz), str(threads)],
+            [sys.executable, "-m", "texflow.bench.harness", "serve", runtime, str(onnx_path),
+             str(inputs_npz), str(threads), str(ref_npz or "")],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             bufsize=1)
         line = self.p.stdout.readline().strip()
-        if line != "ready":
+        if not line.startswith("ready"):
             err = self.p.stderr.read().strip().splitlines()
             self.close()
-            raise RuntimeError(f"ONNX Runtime child failed: {(err or [line])[-1][:300]}")
+            raise RuntimeError(f"{self.NAMES[runtime]} child failed: {(err or [line])[-1][:300]}")
+        self.max_abs = float(line.split()[1]) if len(line.split()) > 1 else None
 
     def __call__(self) -> float:
         self.p.stdin.write("run\n")
@@ -234,18 +239,72 @@ class OrtChild:
         self.close()
 
 
+OrtChild = PeerChild  # the name earlier reports and scripts use
+
+
+def _mnn_runner(onnx_path: str, inputs: list[np.ndarray], threads: int):
+    """MNN (PyPI `mnn`, CPU backend, high precision) on the model converted by MNN's own ONNX
+    converter, called through its Python entry: the `mnnconvert` script pip-installs a
+    package and sends usage data (../shared/README.md)."""
+    import contextlib
+    import os as _os
+    mnn_path = _os.path.splitext(onnx_path)[0] + ".mnn"
+    if not _os.path.exists(mnn_path):
+        import _tools  # MNN's converter
+        tmp = mnn_path + ".tmp"
+        with contextlib.redirect_stdout(sys.stderr):
+            ok = _tools.mnnconvert(["mnnconvert", "-f", "ONNX", "--modelFile", onnx_path,
+                                    "--MNNModel", tmp, "--bizCode", "texflow"])
+        if not ok or not _os.path.exists(tmp):
+            raise RuntimeError("MNN's converter failed")
+        _os.replace(tmp, mnn_path)
+    import MNN.expr as F
+    import MNN.nn as nn
+    rt = nn.create_runtime_manager(({"backend": "CPU", "numThread": max(threads, 1),
+                                     "precision": "high"},))
+    net = nn.load_module_from_file(mnn_path, [], [], runtime_manager=rt)
+    args = []
+    for x in inputs:
+        if x.dtype.kind == "f":
+            args.append(F.const(x.astype(np.float32), list(x.shape), F.NCHW))
+        else:
+            args.append(F.const(x.astype(np.int32), list(x.shape), F.NCHW, F.int))
+
+    def run():
+        out = net.forward(args)
+        out = out if isinstance(out, list) else [out]
+        return [np.array(F.convert(o, F.NCHW).read()) for o in out]
+    return run
+
+
 def _serve_main(argv: list[str]) -> None:
-    from .models import ort_session
-    s = ort_session(argv[0], int(argv[2]))
-    with np.load(argv[1]) as z:
+    if argv[0] not in PeerChild.NAMES:  # RUNTIME omitted: ONNX Runtime
+        argv = ["ort"] + argv
+    runtime, onnx_path, inputs_npz, threads, ref_npz = argv[0], argv[1], argv[2], int(argv[3]), \
+        (argv[4] if len(argv) > 4 else "")
+    with np.load(inputs_npz) as z:
         inputs = [z[f"in{i}"] for i in range(len(z.files))]
-    feed = dict(zip([i.name for i in s.get_inputs()], inputs))
-    print("ready", flush=True)
+    if runtime == "mnn":
+        run = _mnn_runner(onnx_path, inputs, threads)
+    else:
+        from .models import ort_session
+        s = ort_session(onnx_path, threads)
+        feed = dict(zip([i.name for i in s.get_inputs()], inputs))
+
+        def run():
+            return s.run(None, feed)
+    diff = ""
+    if ref_npz:
+        with np.load(ref_npz) as z:
+            ref = z["out0"]
+        out = np.asarray(run()[0], np.float64)
+        diff = " " + repr(float(np.max(np.abs(out.reshape(ref.shape) - ref))))
+    print("ready" + diff, flush=True)
     for line in sys.stdin:
         if line.strip() != "run":
             break
         t0 = time.perf_counter()
-        s.run(None, feed)
+        run()
         print(repr(time.perf_counter() - t0), flush=True)
 
 

@@ -54,6 +54,17 @@ def _f(x, fmt="{:.1f}", none="–"):
         return str(x)
 
 
+PEERS = ("ort", "mnn")
+
+
+def best_peer_ratio(e: dict) -> float | None:
+    """texflow's median over the best peer's (ONNX Runtime or MNN): issue 8's figure."""
+    t = _v(e, "texflow").get("median_ms")
+    ps = [(e.get(k) or {}).get("median_ms") for k in PEERS]
+    ps = [x for x in ps if x]
+    return t / min(ps) if t and ps else None
+
+
 def _v(entry: dict, variant: str) -> dict:
     return entry.get("variants", {}).get(variant, {})
 
@@ -73,8 +84,8 @@ def _err(d: dict) -> str | None:
 
 def ratio(e: dict, a: str, b: str, key: str = "times_ms") -> float | None:
     """Median over repetitions of a_i / b_i (both timed in repetition i)."""
-    ta = (_v(e, a) if a != "ort" else e.get("ort") or {}).get(key)
-    tb = (_v(e, b) if b != "ort" else e.get("ort") or {}).get(key)
+    ta = (_v(e, a) if a not in PEERS else e.get(a) or {}).get(key)
+    tb = (_v(e, b) if b not in PEERS else e.get(b) or {}).get(key)
     if not ta or not tb:
         return None
     rs = sorted(x / y for x, y in zip(ta, tb) if y)
@@ -117,10 +128,13 @@ def latency_table(rows: list[dict], variants: list[str]) -> list[str]:
         best = "plain+dt" in variants and "texflow+dt" in variants
         L += ["Latency, median ms (fastest repetition in brackets), and paired ratios "
               "(median over repetitions of the two times of one repetition):", ""]
-        hdr = ["model"] + [f"{v} ms" for v in variants] + (["ORT ms"] if has_ort else [])
+        has_mnn = any((e.get("mnn") or {}).get("median_ms") for e in timed)
+        hdr = ["model"] + [f"{v} ms" for v in variants] + (["ORT ms"] if has_ort else []) + \
+            (["MNN ms"] if has_mnn else [])
         hdr += ["texflow/plain"] + (["texflow+dt/plain+dt", "best texflow / best IREE"]
                                     if best else [])
         hdr += (["best IREE/ORT"] if has_ort else [])
+        hdr += (["texflow / best peer"] if has_ort or has_mnn else [])
         L.append("| " + " | ".join(hdr) + " |")
         L.append("|" + "---|" * len(hdr))
         for e in timed:
@@ -133,6 +147,10 @@ def latency_table(rows: list[dict], variants: list[str]) -> list[str]:
             if has_ort:
                 r.append(f"{_f(o.get('median_ms'), '{:.1f}')} ({_f(o.get('min_ms'), '{:.1f}')})"
                          if o.get("median_ms") else ("failed" if o.get("error") else "–"))
+            if has_mnn:
+                mn = e.get("mnn") or {}
+                r.append(f"{_f(mn.get('median_ms'), '{:.1f}')} ({_f(mn.get('min_ms'), '{:.1f}')})"
+                         if mn.get("median_ms") else ("failed" if mn.get("error") else "–"))
             r.append(_f(ratio(e, "texflow", "plain"), "{:.3f}"))
             if best:
                 r.append(_f(ratio(e, "texflow+dt", "plain+dt"), "{:.3f}"))
@@ -142,6 +160,8 @@ def latency_table(rows: list[dict], variants: list[str]) -> list[str]:
                 ps = [x for x in ps if x]
                 om = o.get("median_ms")
                 r.append(_f(min(ps) / om if ps and om else None, "{:.2f}x"))
+            if has_ort or has_mnn:
+                r.append(_f(best_peer_ratio(e), "{:.2f}x"))
             L.append("| " + " | ".join(str(x) for x in r) + " |")
         L.append("")
     L += ["Accuracy against ONNX Runtime's CPU outputs (max abs / max rel over the variants):", "",

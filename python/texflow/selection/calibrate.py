@@ -173,7 +173,7 @@ def compile_cases(target: str, elems: list[str], out_dir: Path) -> None:
     (out_dir / "target.txt").write_text(target)
 
 
-def _timer(vmfb: Path, driver: str, config) -> "Callable[[], float]":
+def _timer(vmfb: Path, driver: str, config):
     """A function that calls the case once and returns its seconds.  Inputs are uploaded
     once and outputs stay on the device: a host read-back would dominate the GPU figures."""
     import time
