@@ -111,6 +111,8 @@ class Node:
     domain: list[str]
     flops: float = 0.0
     region_inputs: list[int] = dataclasses.field(default_factory=list)  # operand indices
+    in_channels: int | None = None
+    patch: bool = False  # stride = kernel (a patch embedding)
 
 
 @register_pass
@@ -183,13 +185,30 @@ class SelectLayout(Pass):
 
     # -- the problem ---------------------------------------------------------------------
     def _collect(self, f, cm, allowed) -> list[Node]:
+        """The function's candidate ops, keeping only those connected (through the tensors
+        they pass each other) to a convolution or pooling: attention's 4-D elementwise ops
+        have nothing to choose."""
         nodes: list[Node] = []
         for op in f.regions[0].blocks[0].operations:
             op = op.operation
             n = self._node(op, cm, allowed)
             if n is not None:
                 nodes.append(n)
-        return nodes
+        index = {hash(n.op.results[0]): i for i, n in enumerate(nodes)}
+        parent = list(range(len(nodes)))
+
+        def find(i):
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+        for i, n in enumerate(nodes):
+            for k in n.region_inputs:
+                p = index.get(hash(n.op.operands[k]))
+                if p is not None and nodes[p].op.results[0] == n.op.operands[k]:
+                    parent[find(p)] = find(i)
+        anchored = {find(i) for i, n in enumerate(nodes) if n.kind in ("conv", "dwconv", "pool")}
+        return [n for i, n in enumerate(nodes) if find(i) in anchored]
 
     def _node(self, op, cm, allowed) -> Node | None:
         name = op.name
@@ -204,7 +223,9 @@ class SelectLayout(Pass):
                 self.bump("convolutions left in NCHW (filter not a constant)")
                 return None
             kind = "conv" if name.endswith("fchw") else "dwconv"
-            dom = [l for l in cm.layouts(kind, _elem(out)) if l in allowed]
+            strides = _i64s(op.attributes["strides"])
+            patch = kind == "conv" and ws[-1] >= 4 and list(ws[-2:]) == strides
+            dom = [l for l in cm.layouts(kind, _elem(out), xs[1], patch) if l in allowed]
             if kind == "dwconv" and self.options.target in MISCOMPILED_DEPTHWISE:
                 dom = ["nhwc"]
             if _elem(out) == "f16" and self.options.target in NO_F16_NCHW_CONV and len(dom) > 1:
@@ -212,7 +233,7 @@ class SelectLayout(Pass):
             if "nc4hw4" in dom and (xs[1] % 4 or os_[1] % 4):
                 dom.remove("nc4hw4")
             k = ws[-2] * ws[-1] * (ws[1] if kind == "conv" else 1)
-            return Node(op, kind, dom, 2.0 * float(np.prod(os_)) * k, [0])
+            return Node(op, kind, dom, 2.0 * float(np.prod(os_)) * k, [0], xs[1], patch)
         if name in POOLS:
             xs, os_ = _shape(op.operands[0]), _shape(op.results[0])
             if not (xs and os_) or len(xs) != 4:
@@ -261,7 +282,8 @@ class SelectLayout(Pass):
         unary, edges, sources = [], [], []
         for i, n in enumerate(nodes):
             e = _elem(n.op.results[0])
-            unary.append({l: (cm.op_ms(n.kind, l, n.flops, e) if n.kind in ("conv", "dwconv") else 0.0)
+            unary.append({l: (cm.op_ms(n.kind, l, n.flops, e, n.in_channels, n.patch)
+                              if n.kind in ("conv", "dwconv") else 0.0)
                           for l in n.domain})
             for k in n.region_inputs:
                 v = n.op.operands[k]

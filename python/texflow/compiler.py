@@ -85,7 +85,12 @@ def default_layout_pipeline(target: str, select: bool = True, precision: str = "
     p = GPU_LAYOUT_PIPELINE if target.startswith("vulkan") else DEFAULT_LAYOUT_PIPELINE
     if select:
         opts = " ".join([f"target={target}"] + ([select_options] if select_options else []))
-        p = p.replace("texflow-lower-layout,", f"texflow-select-layout{{{opts}}},texflow-lower-layout,")
+        # a second elimination round composes the selection's conversions with the model's
+        # own transforms (a conv written NHWC feeding a flatten + transpose to tokens)
+        elim = "texflow-eliminate-layout{fold-into-producers=true}" if target.startswith("vulkan") \
+            else "texflow-eliminate-layout"
+        p = p.replace("texflow-lower-layout,", f"texflow-select-layout{{{opts}}},texflow-raise-layout,"
+                                               f"{elim},texflow-lower-layout,")
     if precision == "f16":
         p = "texflow-demote-f16," + p
     return p

@@ -29,6 +29,11 @@ LAYOUTS = ("nchw", "nhwc", "nc4hw4")
 # measured times into throughputs.
 _CONV_FLOPS = 2 * 64 * 64 * 9 * 56 * 56
 _DW_FLOPS = 2 * 144 * 9 * 56 * 56
+_STEM_FLOPS = 2 * 64 * 3 * 49 * 112 * 112
+_PATCH_FLOPS = 2 * 192 * 3 * 256 * 14 * 14
+# A convolution with fewer input channels than this is costed like the calibration's stem
+# (3 channels, 7x7, stride 2) when the data has that case: its reduction is mostly spatial.
+STEM_CHANNELS = 8
 _MOVE_ELEMS = 64 * 56 * 56
 
 
@@ -42,19 +47,31 @@ class CostModel:
     gflops: dict  # elem -> case -> GFLOP/s in the best layout
     move_gbps: dict  # elem -> GB/s of a layout conversion (transpose / pack)
 
-    def layouts(self, kind: str, elem: str) -> list[str]:
-        """The layouts a kind of op can be given on this target (the ones calibrated)."""
-        return [l for l in LAYOUTS if l in self._ratios(kind, elem)]
-
-    def _ratios(self, kind: str, elem: str) -> dict:
-        case = {"conv": "conv3x3", "dwconv": "dwconv3x3"}[kind]
+    def _case(self, kind: str, elem: str, in_channels: int | None, patch: bool = False) -> str:
+        """Which calibration case costs a convolution: a patch embedding (stride = kernel),
+        a stem (few input channels), else the 3x3 case."""
         r = self.ratios.get(elem) or self.ratios["f32"]
-        return r[case]
+        if kind == "conv" and patch and "convpatch" in r:
+            return "convpatch"
+        if kind == "conv" and in_channels is not None and in_channels < STEM_CHANNELS and "convstem" in r:
+            return "convstem"
+        return {"conv": "conv3x3", "dwconv": "dwconv3x3"}[kind]
 
-    def op_ms(self, kind: str, layout: str, flops: float, elem: str) -> float:
-        case = {"conv": "conv3x3", "dwconv": "dwconv3x3"}[kind]
+    def layouts(self, kind: str, elem: str, in_channels: int | None = None,
+                patch: bool = False) -> list[str]:
+        """The layouts a kind of op can be given on this target (the ones calibrated)."""
+        return [l for l in LAYOUTS if l in self._ratios(kind, elem, in_channels, patch)]
+
+    def _ratios(self, kind: str, elem: str, in_channels: int | None = None,
+                patch: bool = False) -> dict:
+        r = self.ratios.get(elem) or self.ratios["f32"]
+        return r[self._case(kind, elem, in_channels, patch)]
+
+    def op_ms(self, kind: str, layout: str, flops: float, elem: str,
+              in_channels: int | None = None, patch: bool = False) -> float:
+        case = self._case(kind, elem, in_channels, patch)
         g = (self.gflops.get(elem) or self.gflops["f32"])[case]
-        return flops / (g * 1e6) * self._ratios(kind, elem)[layout]
+        return flops / (g * 1e6) * self._ratios(kind, elem, in_channels, patch)[layout]
 
     def move_ms(self, nbytes: float, elem: str) -> float:
         return nbytes / ((self.move_gbps.get(elem) or self.move_gbps["f32"]) * 1e6)
@@ -71,6 +88,9 @@ def _measured(d: dict) -> CostModel:
         best = {c: min(e["median_ms"] for e in vs.values()) for c, vs in cases.items()}
         gflops[elem] = {"conv3x3": scale * _CONV_FLOPS / (best["conv3x3"] * 1e6),
                         "dwconv3x3": scale * _DW_FLOPS / (best["dwconv3x3"] * 1e6)}
+        for case, flops in (("convstem", _STEM_FLOPS), ("convpatch", _PATCH_FLOPS)):
+            if case in best:
+                gflops[elem][case] = scale * flops / (best[case] * 1e6)
         nbytes = scale * _MOVE_ELEMS * (2 if elem == "f16" else 4) * 2  # read + write
         gbps[elem] = nbytes / (cases["movement"]["transpose"]["median_ms"] * 1e6)
     return CostModel(d["target"], "measured", d["device"], d["date"], ratios, gflops, gbps)
