@@ -138,6 +138,8 @@ class SelectLayout(Pass):
             "help": "how NC4HW4 conversions are written: pack (linalg.pack/unpack), transpose "
                     "(expand_shape + linalg.transpose), auto (transpose on vulkan targets, whose "
                     "SPIR-V code generator cannot tile linalg.pack in IREE 3.13)"})
+        barrier: bool = dataclasses.field(default=True, metadata={
+            "help": "a util.optimization_barrier after each conversion of a region input"})
         force: str = dataclasses.field(default="", metadata={
             "help": "give every tensor that can take it this layout instead of solving "
                     "(tests and benchmarks)"})
@@ -287,7 +289,7 @@ class SelectLayout(Pass):
                           for l in n.domain})
             for k in n.region_inputs:
                 v = n.op.operands[k]
-                w = cm.move_ms(_nbytes(v), e)
+                w = cm.move_ms(_nbytes(v), e, _shape(v)[1])
                 p = index.get(hash(v))
                 if p is not None and nodes[p].op.results[0] == v:
                     edges.append((p, i, w, None))
@@ -296,7 +298,8 @@ class SelectLayout(Pass):
             # consumers outside the region (or reading this value other than as a region
             # operand) need the logical layout: one shared conversion
             if self._outside_uses(n, nodes, index):
-                edges.append((i, None, cm.move_ms(_nbytes(n.op.results[0]), e), "nchw"))
+                edges.append((i, None, cm.move_ms(_nbytes(n.op.results[0]), e,
+                                                  _shape(n.op.results[0])[1]), "nchw"))
         return Problem([n.domain for n in nodes], unary, edges, sources), index
 
     def _outside_uses(self, n: Node, nodes, index) -> list:
@@ -373,7 +376,13 @@ class SelectLayout(Pass):
                 return v
             if key not in src_cache:
                 with ir.InsertionPoint(at), at.location:
-                    src_cache[key] = convert(v, "nchw", layout)
+                    c = convert(v, "nchw", layout)
+                    if self.options.barrier:
+                        # keep IREE from fusing the conversion into the consuming convolution's
+                        # dispatch (it then reads the old layout through a permuted map)
+                        c = ir.Operation.create("util.optimization_barrier", results=[c.type],
+                                                operands=[c]).results[0]
+                    src_cache[key] = c
             return src_cache[key]
 
         rebuilt = []

@@ -165,7 +165,15 @@ def movement_cases(t: str, C: int = 64, H: int = 56, N: int = 1) -> dict[str, st
     cp = (f"func.func @main(%a0: tensor<{N}x{C}x{H}x{H}x{t}>) -> tensor<{N}x{C}x{H}x{H}x{t}> {{\n"
           f"  %r = arith.negf %a0 : tensor<{N}x{C}x{H}x{H}x{t}>\n"
           f"  return %r : tensor<{N}x{C}x{H}x{H}x{t}>\n}}\n")
-    return {"transpose": tr, "elementwise": cp}
+    # a 3-channel image to NHWC: the innermost dimension becomes 3 wide (measured on llvm-cpu:
+    # this conversion cost more than the NHWC patch embedding it fed saved)
+    W = 224
+    narrow = (f"func.func @main(%a0: tensor<{N}x3x{W}x{W}x{t}>) -> tensor<{N}x{W}x{W}x3x{t}> {{\n"
+              f"  %e = tensor.empty() : tensor<{N}x{W}x{W}x3x{t}>\n"
+              f"  %r = linalg.transpose ins(%a0 : tensor<{N}x3x{W}x{W}x{t}>) "
+              f"outs(%e : tensor<{N}x{W}x{W}x3x{t}>) permutation = [0, 2, 3, 1]\n"
+              f"  return %r : tensor<{N}x{W}x{W}x3x{t}>\n}}\n")
+    return {"transpose": tr, "elementwise": cp, "transpose_narrow": narrow}
 
 
 CASES = {"conv3x3": conv_cases, "convstem": stem_cases, "convpatch": patch_cases, "dwconv3x3": dwconv_cases, "matmul": matmul_cases,

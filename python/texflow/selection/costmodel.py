@@ -46,6 +46,7 @@ class CostModel:
     ratios: dict  # elem -> case -> layout -> ratio to the best layout
     gflops: dict  # elem -> case -> GFLOP/s in the best layout
     move_gbps: dict  # elem -> GB/s of a layout conversion (transpose / pack)
+    narrow_gbps: dict = dataclasses.field(default_factory=dict)  # elem -> GB/s, to a <8-wide innermost dim
 
     def _case(self, kind: str, elem: str, in_channels: int | None, patch: bool = False) -> str:
         """Which calibration case costs a convolution: a patch embedding (stride = kernel),
@@ -73,7 +74,11 @@ class CostModel:
         g = (self.gflops.get(elem) or self.gflops["f32"])[case]
         return flops / (g * 1e6) * self._ratios(kind, elem, in_channels, patch)[layout]
 
-    def move_ms(self, nbytes: float, elem: str) -> float:
+    def move_ms(self, nbytes: float, elem: str, channels: int | None = None) -> float:
+        """A conversion of `nbytes`; to or from a layout whose innermost dimension would be
+        fewer than STEM_CHANNELS channels, at the calibrated narrow-transpose bandwidth."""
+        if channels is not None and channels < STEM_CHANNELS and elem in self.narrow_gbps:
+            return nbytes / (self.narrow_gbps[elem] * 1e6)
         return nbytes / ((self.move_gbps.get(elem) or self.move_gbps["f32"]) * 1e6)
 
     def describe(self) -> str:
@@ -82,7 +87,7 @@ class CostModel:
 
 def _measured(d: dict) -> CostModel:
     scale = 16 if d["target"].startswith("vulkan") else 1  # calibrate.case_modules
-    ratios, gflops, gbps = {}, {}, {}
+    ratios, gflops, gbps, narrow = {}, {}, {}, {}
     for elem, cases in d["cases"].items():
         ratios[elem] = {c: {v: e["ratio_to_best"] for v, e in vs.items()} for c, vs in cases.items()}
         best = {c: min(e["median_ms"] for e in vs.values()) for c, vs in cases.items()}
@@ -93,7 +98,10 @@ def _measured(d: dict) -> CostModel:
                 gflops[elem][case] = scale * flops / (best[case] * 1e6)
         nbytes = scale * _MOVE_ELEMS * (2 if elem == "f16" else 4) * 2  # read + write
         gbps[elem] = nbytes / (cases["movement"]["transpose"]["median_ms"] * 1e6)
-    return CostModel(d["target"], "measured", d["device"], d["date"], ratios, gflops, gbps)
+        if "transpose_narrow" in cases["movement"]:
+            nb = scale * 3 * 224 * 224 * (2 if elem == "f16" else 4) * 2
+            narrow[elem] = nb / (cases["movement"]["transpose_narrow"]["median_ms"] * 1e6)
+    return CostModel(d["target"], "measured", d["device"], d["date"], ratios, gflops, gbps, narrow)
 
 
 def _published(d: dict, target: str) -> CostModel:
