@@ -204,16 +204,21 @@ class PeerChild:
     NAMES = {"ort": "ONNX Runtime", "mnn": "MNN"}
 
     def __init__(self, onnx_path, inputs_npz, threads: int, runtime: str = "ort", ref_npz=None):
+        import tempfile
         self.runtime = runtime
+        # the child's stderr goes to a file: a converter's chatter would fill a pipe nobody
+        # reads and block the child
+        self._err = tempfile.TemporaryFile(mode="w+")
         self.p = subprocess.Popen(
             [sys.executable, "-m", "texflow.bench.harness", "serve", runtime, str(onnx_path),
              str(inputs_npz), str(threads), str(ref_npz or "")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, text=True,
             bufsize=1)
         line = self.p.stdout.readline().strip()
         if not line.startswith("ready"):
-            err = self.p.stderr.read().strip().splitlines()
             self.close()
+            self._err.seek(0)
+            err = self._err.read().strip().splitlines()
             raise RuntimeError(f"{self.NAMES[runtime]} child failed: {(err or [line])[-1][:300]}")
         self.max_abs = float(line.split()[1]) if len(line.split()) > 1 else None
 
@@ -237,24 +242,40 @@ class PeerChild:
 
     def __exit__(self, *exc):
         self.close()
+        self._err.close()
 
 
 OrtChild = PeerChild  # the name earlier reports and scripts use
+
+
+class _StdoutToStderr:
+    """Point fd 1 (the child's protocol pipe) at stderr: MNN prints from C++ on load."""
+
+    def __enter__(self):
+        import os as _os
+        sys.stdout.flush()
+        self.saved = _os.dup(1)
+        _os.dup2(2, 1)
+
+    def __exit__(self, *exc):
+        import ctypes
+        import os as _os
+        ctypes.CDLL(None).fflush(None)  # C stdio may still hold some of it
+        _os.dup2(self.saved, 1)
+        _os.close(self.saved)
 
 
 def _mnn_runner(onnx_path: str, inputs: list[np.ndarray], threads: int):
     """MNN (PyPI `mnn`, CPU backend, high precision) on the model converted by MNN's own ONNX
     converter, called through its Python entry: the `mnnconvert` script pip-installs a
     package and sends usage data (../shared/README.md)."""
-    import contextlib
     import os as _os
     mnn_path = _os.path.splitext(onnx_path)[0] + ".mnn"
     if not _os.path.exists(mnn_path):
         import _tools  # MNN's converter
         tmp = mnn_path + ".tmp"
-        with contextlib.redirect_stdout(sys.stderr):
-            ok = _tools.mnnconvert(["mnnconvert", "-f", "ONNX", "--modelFile", onnx_path,
-                                    "--MNNModel", tmp, "--bizCode", "texflow"])
+        ok = _tools.mnnconvert(["mnnconvert", "-f", "ONNX", "--modelFile", onnx_path,
+                                "--MNNModel", tmp, "--bizCode", "texflow"])
         if not ok or not _os.path.exists(tmp):
             raise RuntimeError("MNN's converter failed")
         _os.replace(tmp, mnn_path)
@@ -285,7 +306,9 @@ def _serve_main(argv: list[str]) -> None:
     with np.load(inputs_npz) as z:
         inputs = [z[f"in{i}"] for i in range(len(z.files))]
     if runtime == "mnn":
-        run = _mnn_runner(onnx_path, inputs, threads)
+        with _StdoutToStderr():
+            run = _mnn_runner(onnx_path, inputs, threads)
+            run()  # MNN prints on its first inference too
     else:
         from .models import ort_session
         s = ort_session(onnx_path, threads)
