@@ -19,7 +19,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 # (dialects/ holds .irdl.mlir descriptions, for instance).
 config.test_source_root = here
 config.test_exec_root = os.path.join(os.environ.get("TEXFLOW_LIT_OUT", os.path.join(here, "build", "lit")))
-config.excludes = ["Inputs", "dialects", "passes", "python", "build", "benchmarks", "docs",
+config.excludes = [".gpu", "Inputs", "dialects", "passes", "python", "build", "benchmarks", "docs",
                    "scripts", "examples", "results", ".git", ".ci", "pytest", ".cache"]
 
 for var in ("PATH", "HOME", "TMPDIR", "PYTHONPATH", "LP_NATIVE_VECTOR_WIDTH",
