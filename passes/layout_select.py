@@ -40,7 +40,7 @@ from iree.compiler.dialects import arith, linalg, tensor
 from texflow import irutil
 from texflow.dialects.layout import PHYSICAL_ATTR, PhysicalLayout
 from texflow.errors import TexflowError
-from .layout_common import affine_maps
+from .layout_common import affine_maps, static_shape as _shape
 from .layout_lower import build_reshape
 from .layout_eliminate import constant_array, is_elementwise, make_constant, rebuild_generic, _reads_output
 from .registry import Pass, register_pass
@@ -81,14 +81,6 @@ def _elem(v) -> str:
 def _nbytes(v) -> int:
     t = ir.RankedTensorType(v.type)
     return int(np.prod(t.shape)) * (2 if _elem(v) == "f16" else 4)
-
-
-def _shape(v) -> list[int] | None:
-    try:
-        t = ir.RankedTensorType(v.type)
-    except ValueError:
-        return None
-    return list(t.shape) if t.has_static_shape else None
 
 
 def _i64s(attr) -> list[int]:

@@ -48,16 +48,7 @@ def _func(args: list[str], out: str, body: str, t: str) -> str:
 def conv_cases(t: str, C: int = 64, F: int = 64, H: int = 56, N: int = 1) -> dict[str, str]:
     """3x3 stride-1 convolution on a pre-padded input, in three activation layouts."""
     P = H + 2
-    nchw = _func([f"{N}x{C}x{P}x{P}", f"{F}x{C}x3x3"], f"{N}x{F}x{H}x{H}", f"""  %r = linalg.conv_2d_nchw_fchw
-    {{dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}}
-    ins(%a0, %a1 : tensor<{N}x{C}x{P}x{P}x{t}>, tensor<{F}x{C}x3x3x{t}>)
-    outs(%f : tensor<{N}x{F}x{H}x{H}x{t}>) -> tensor<{N}x{F}x{H}x{H}x{t}>
-""", t)
-    nhwc = _func([f"{N}x{P}x{P}x{C}", f"3x3x{C}x{F}"], f"{N}x{H}x{H}x{F}", f"""  %r = linalg.conv_2d_nhwc_hwcf
-    {{dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>}}
-    ins(%a0, %a1 : tensor<{N}x{P}x{P}x{C}x{t}>, tensor<3x3x{C}x{F}x{t}>)
-    outs(%f : tensor<{N}x{H}x{H}x{F}x{t}>) -> tensor<{N}x{H}x{H}x{F}x{t}>
-""", t)
+    cases = _nchw_nhwc_conv(t, N, C=C, F=F, K=3, S=1, H=H, P=P)
     c4, f4 = C // 4, F // 4
     packed = _func([f"{N}x{c4}x{P}x{P}x4", f"{f4}x{c4}x3x3x4x4"], f"{N}x{f4}x{H}x{H}x4", f"""  %r = linalg.generic {{
     indexing_maps = [affine_map<(n, fo, oh, ow, fi, co, kh, kw, ci) -> (n, co, oh + kh, ow + kw, ci)>,
@@ -73,45 +64,37 @@ def conv_cases(t: str, C: int = 64, F: int = 64, H: int = 56, N: int = 1) -> dic
     linalg.yield %s : {t}
   }} -> tensor<{N}x{f4}x{H}x{H}x4x{t}>
 """, t)
-    return {"nchw": nchw, "nhwc": nhwc, "nc4hw4": packed}
+    return {**cases, "nc4hw4": packed}
 
 
-def stem_cases(t: str, H: int = 112, N: int = 1) -> dict[str, str]:
-    """A first convolution on an RGB image (ResNet's stem: 3 -> 64 channels, 7x7, stride 2):
-    with 3 input channels the reduction is mostly spatial, and NHWC's contiguous channels
-    buy little (ViT's patch embedding is another such convolution)."""
-    C, F, K, S = 3, 64, 7, 2
-    P = (H - 1) * S + K
+def _nchw_nhwc_conv(t: str, N: int, C: int, F: int, K: int, S: int, H: int, P: int) -> dict[str, str]:
+    """One convolution (C -> F channels, KxK, stride S, a pre-padded PxP input, HxH output) as
+    NCHW (`conv_2d_nchw_fchw`) and as NHWC (`conv_2d_nhwc_hwcf`)."""
+    attrs = f"{{dilations = dense<1> : tensor<2xi64>, strides = dense<{S}> : tensor<2xi64>}}"
     nchw = _func([f"{N}x{C}x{P}x{P}", f"{F}x{C}x{K}x{K}"], f"{N}x{F}x{H}x{H}", f"""  %r = linalg.conv_2d_nchw_fchw
-    {{dilations = dense<1> : tensor<2xi64>, strides = dense<{S}> : tensor<2xi64>}}
+    {attrs}
     ins(%a0, %a1 : tensor<{N}x{C}x{P}x{P}x{t}>, tensor<{F}x{C}x{K}x{K}x{t}>)
     outs(%f : tensor<{N}x{F}x{H}x{H}x{t}>) -> tensor<{N}x{F}x{H}x{H}x{t}>
 """, t)
     nhwc = _func([f"{N}x{P}x{P}x{C}", f"{K}x{K}x{C}x{F}"], f"{N}x{H}x{H}x{F}", f"""  %r = linalg.conv_2d_nhwc_hwcf
-    {{dilations = dense<1> : tensor<2xi64>, strides = dense<{S}> : tensor<2xi64>}}
+    {attrs}
     ins(%a0, %a1 : tensor<{N}x{P}x{P}x{C}x{t}>, tensor<{K}x{K}x{C}x{F}x{t}>)
     outs(%f : tensor<{N}x{H}x{H}x{F}x{t}>) -> tensor<{N}x{H}x{H}x{F}x{t}>
 """, t)
     return {"nchw": nchw, "nhwc": nhwc}
+
+
+def stem_cases(t: str, H: int = 112, N: int = 1) -> dict[str, str]:
+    """A first convolution on an RGB image (ResNet's stem: 3 -> 64 channels, 7x7, stride 2):
+    with 3 input channels the reduction is mostly spatial."""
+    return _nchw_nhwc_conv(t, N, C=3, F=64, K=7, S=2, H=H, P=(H - 1) * 2 + 7)
 
 
 def patch_cases(t: str, N: int = 1) -> dict[str, str]:
     """A patch embedding (ViT: 3 -> 192 channels, 16x16 kernel, stride 16 over 224x224): the
     windows do not overlap, so it is a matmul in disguise and behaves like neither of the
-    other convolutions (measured: NHWC made ViT-Tiny 5% slower on llvm-cpu)."""
-    C, F, K, H = 3, 192, 16, 14
-    P = H * K
-    nchw = _func([f"{N}x{C}x{P}x{P}", f"{F}x{C}x{K}x{K}"], f"{N}x{F}x{H}x{H}", f"""  %r = linalg.conv_2d_nchw_fchw
-    {{dilations = dense<1> : tensor<2xi64>, strides = dense<{K}> : tensor<2xi64>}}
-    ins(%a0, %a1 : tensor<{N}x{C}x{P}x{P}x{t}>, tensor<{F}x{C}x{K}x{K}x{t}>)
-    outs(%f : tensor<{N}x{F}x{H}x{H}x{t}>) -> tensor<{N}x{F}x{H}x{H}x{t}>
-""", t)
-    nhwc = _func([f"{N}x{P}x{P}x{C}", f"{K}x{K}x{C}x{F}"], f"{N}x{H}x{H}x{F}", f"""  %r = linalg.conv_2d_nhwc_hwcf
-    {{dilations = dense<1> : tensor<2xi64>, strides = dense<{K}> : tensor<2xi64>}}
-    ins(%a0, %a1 : tensor<{N}x{P}x{P}x{C}x{t}>, tensor<{K}x{K}x{C}x{F}x{t}>)
-    outs(%f : tensor<{N}x{H}x{H}x{F}x{t}>) -> tensor<{N}x{H}x{H}x{F}x{t}>
-""", t)
-    return {"nchw": nchw, "nhwc": nhwc}
+    other convolutions."""
+    return _nchw_nhwc_conv(t, N, C=3, F=192, K=16, S=16, H=14, P=224)
 
 
 def dwconv_cases(t: str, C: int = 144, H: int = 56, N: int = 1) -> dict[str, str]:
