@@ -21,9 +21,13 @@ SmartMem's greedy rule takes over on large graphs; the report says which one dec
 Lowering: a convolution in NHWC becomes `linalg.conv_2d_nhwc_hwcf` (depthwise:
 `depthwise_conv_2d_nhwc_hwc`); in NC4HW4 it becomes a `linalg.generic` over packed
 operands.  Filters and biases are re-laid out at compile time (constants, never at run
-time).  Elementwise ops and pads are rebuilt in their tensor's layout.  Conversions are
-`linalg.transpose` (NHWC) and `linalg.pack` / `linalg.unpack` (NC4HW4) at the edges of a
-region, shared by all consumers of a value.  Every rebuilt op carries a
+time).  Elementwise ops, pads and pooling are rebuilt in their tensor's layout.  Conversions
+are `linalg.transpose` (NHWC) and `linalg.pack` / `linalg.unpack` (NC4HW4; on Vulkan an
+expand_shape + transpose, which IREE's SPIR-V backend can tile) at the edges of a region,
+shared by all consumers of a value; on llvm-cpu a region input's conversion is followed by a
+`util.optimization_barrier` so that IREE does not fuse it into the convolution.  A solution
+needing more than `max-conversions-per-conv` conversions per convolution is rejected (the
+model counts a conversion's bytes, not the fusion IREE loses).  Every rebuilt op carries a
 `layout.physical` attribute (stripped by texflow-lower-layout), and the module gets a
 readable report in its `texflow.layout_selection` attribute.
 """
