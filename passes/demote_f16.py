@@ -14,8 +14,6 @@ phase, so layout selection sees the 2-byte element size.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from iree.compiler import ir
 from iree.compiler.dialects import arith, linalg, tensor
@@ -24,6 +22,7 @@ from texflow import irutil
 from .registry import Pass, register_pass
 
 _CASTS = ("arith.truncf", "arith.extf")
+_ABI_OPS = ("hal.tensor.import", "hal.tensor.barrier", "hal.tensor.export")  # keep f32
 
 
 def _f16_of(t):
@@ -64,10 +63,6 @@ class DemoteF16(Pass):
     name = "texflow-demote-f16"
     summary = "Compute in f16: demote f32 constants, activations and ops; cast only at the function's inputs and outputs"
 
-    @dataclasses.dataclass
-    class Options:
-        pass
-
     def apply(self, module) -> None:
         for f in irutil.functions(module):
             self._function(f)
@@ -78,8 +73,7 @@ class DemoteF16(Pass):
         boundary_out = [o for o in ops if o.name in ("hal.tensor.barrier", "hal.tensor.export")]
         # 1. demote every f32 value and constant inside the body (not the ABI ops)
         for o in ops:
-            if o.name in ("hal.tensor.import", "hal.tensor.barrier", "hal.tensor.export") or \
-                    o.name in irutil.FUNC_OPS:
+            if o.name in _ABI_OPS or o.name in irutil.FUNC_OPS:
                 continue
             if o.name == "arith.constant":
                 self._constant(o)
@@ -105,13 +99,9 @@ class DemoteF16(Pass):
             t = _f16_of(r.type)
             if t is None:
                 continue
-            users = [u.owner for u in r.uses]
             with ir.InsertionPoint.after(o), o.location:
                 c = _cast_tensor(r, t, "arith.truncf")
-            for u in users:
-                for i, x in enumerate(u.operands):
-                    if x == r:
-                        u.operands[i] = c
+            r.replace_all_uses_except(c, irutil.producer(c))
             self.bump("inputs truncated to f16")
         for o in boundary_out:  # barrier results and export operands stay f32
             for i in range(len(o.operands)):

@@ -25,7 +25,7 @@ time).  Elementwise ops, pads and pooling are rebuilt in their tensor's layout. 
 are `linalg.transpose` (NHWC) and `linalg.pack` / `linalg.unpack` (NC4HW4; on Vulkan an
 expand_shape + transpose, which IREE's SPIR-V backend can tile) at the edges of a region,
 shared by all consumers of a value; on llvm-cpu a region input's conversion is followed by a
-`util.optimization_barrier` so that IREE does not fuse it into the convolution.  A solution
+`util.optimization_barrier` so that IREE does not fuse it into the convolution (`barrier`).  A solution
 needing more than `max-conversions-per-conv` conversions per convolution is rejected (the
 model counts a conversion's bytes, not the fusion IREE loses).  Every rebuilt op carries a
 `layout.physical` attribute (stripped by texflow-lower-layout), and the module gets a
@@ -44,6 +44,7 @@ from iree.compiler.dialects import arith, linalg, tensor
 from texflow import irutil
 from texflow.dialects.layout import PHYSICAL_ATTR, PhysicalLayout
 from texflow.errors import TexflowError
+from texflow.streaming.stages import tensor_bytes
 from .layout_common import affine_maps, static_shape as _shape
 from .layout_lower import build_reshape
 from .layout_eliminate import constant_array, is_elementwise, make_constant, rebuild_generic, _reads_output
@@ -82,18 +83,6 @@ def _elem(v) -> str:
     return "f16" if str(ir.RankedTensorType(v.type).element_type) == "f16" else "f32"
 
 
-def _nbytes(v) -> int:
-    t = ir.RankedTensorType(v.type)
-    return int(np.prod(t.shape)) * (2 if _elem(v) == "f16" else 4)
-
-
-def _i64s(attr) -> list[int]:
-    try:
-        return [int(x) for x in ir.DenseIntElementsAttr(attr)]
-    except (ValueError, TypeError):
-        return list(ir.DenseI64ArrayAttr(attr))
-
-
 def _conversions_needed(pb, x: list[str]) -> int:
     """Distinct conversions a solution inserts: one per (value, layout) read in another layout
     (shared by its consumers), two when neither layout is NCHW."""
@@ -106,6 +95,31 @@ def _conversions_needed(pb, x: list[str]) -> int:
         if x[q] != fixed:
             need.add((("src", i), x[q], pb.conversions(fixed, x[q])))
     return sum(k for _, _, k in need)
+
+
+def _node_index(nodes) -> dict:
+    """hash of each node's result -> its index (see `_node_of`)."""
+    return {hash(n.op.results[0]): i for i, n in enumerate(nodes)}
+
+
+def _node_of(v, nodes, index) -> int | None:
+    """The index of the node whose result is `v`, else None (hashes are only a hint)."""
+    i = index.get(hash(v))
+    return i if i is not None and nodes[i].op.results[0] == v else None
+
+
+def _activation_domain(shape: list[int], allowed) -> list[str]:
+    """Layouts an elementwise op or a pad may take: NC4HW4 needs channels divisible by 4."""
+    return [l for l in ("nchw", "nhwc", "nc4hw4") if l in allowed and (l != "nc4hw4" or shape[1] % 4 == 0)]
+
+
+def _pack_op(name: str, src, init):
+    """`linalg.pack` / `linalg.unpack` of the channel dimension by 4 (NCHW <-> NC4HW4)."""
+    return ir.Operation.create(
+        name, results=[init.type], operands=[src, init],
+        attributes={"inner_dims_pos": ir.DenseI64ArrayAttr.get([1]),
+                    "static_inner_tiles": ir.DenseI64ArrayAttr.get([4]),
+                    "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0])}).results[0]
 
 
 def _loc_name(op) -> str:
@@ -148,8 +162,11 @@ class SelectLayout(Pass):
             "help": "how NC4HW4 conversions are written: pack (linalg.pack/unpack), transpose "
                     "(expand_shape + linalg.transpose), auto (transpose on vulkan targets, whose "
                     "SPIR-V code generator cannot tile linalg.pack in IREE 3.13)"})
-        barrier: bool = dataclasses.field(default=True, metadata={
-            "help": "a util.optimization_barrier after each conversion of a region input"})
+        barrier: str = dataclasses.field(default="auto", metadata={
+            "help": "a util.optimization_barrier after each conversion of a region input: true, "
+                    "false, auto (llvm-cpu only: IREE's CPU path fused the conversion into the "
+                    "convolution, ViT's patch embedding 2.4x slower; on the H100 the barrier "
+                    "made MobileNetV2 1.24x slower)"})
         max_conversions_per_conv: float = dataclasses.field(default=1.0, metadata={
             "help": "keep a function's layouts when the selection needs more conversions than "
                     "this per convolution (at least 2): the cost model counts a conversion's bytes, "
@@ -172,8 +189,12 @@ class SelectLayout(Pass):
         cm = costmodel.load(self.options.target, self.options.cost_model or None)
         if self.options.packing not in ("auto", "pack", "transpose"):
             raise TexflowError(f"packing must be auto, pack or transpose, got '{self.options.packing}'")
-        self._use_pack = self.options.packing == "pack" or (
-            self.options.packing == "auto" and not self.options.target.startswith("vulkan"))
+        if self.options.barrier not in ("auto", "true", "false"):
+            raise TexflowError(f"barrier must be auto, true or false, got '{self.options.barrier}'")
+        # both 'auto's follow the target: Vulkan gets reshape + transpose and no barrier
+        gpu = self.options.target.startswith("vulkan")
+        self._use_pack = self.options.packing == "pack" or (self.options.packing == "auto" and not gpu)
+        self._use_barrier = self.options.barrier == "true" or (self.options.barrier == "auto" and not gpu)
         report = {"cost_model": cm.describe(), "functions": {}}
         for f in irutil.functions(module):
             nodes = self._collect(f, cm, allowed)
@@ -220,7 +241,7 @@ class SelectLayout(Pass):
             n = self._node(op, cm, allowed)
             if n is not None:
                 nodes.append(n)
-        index = {hash(n.op.results[0]): i for i, n in enumerate(nodes)}
+        index = _node_index(nodes)
         parent = list(range(len(nodes)))
 
         def find(i):
@@ -230,8 +251,8 @@ class SelectLayout(Pass):
             return i
         for i, n in enumerate(nodes):
             for k in n.region_inputs:
-                p = index.get(hash(n.op.operands[k]))
-                if p is not None and nodes[p].op.results[0] == n.op.operands[k]:
+                p = _node_of(n.op.operands[k], nodes, index)
+                if p is not None:
                     parent[find(p)] = find(i)
         anchored = {find(i) for i, n in enumerate(nodes) if n.kind in ("conv", "dwconv", "pool")}
         return [n for i, n in enumerate(nodes) if find(i) in anchored]
@@ -249,7 +270,7 @@ class SelectLayout(Pass):
                 self.bump("convolutions left in NCHW (filter not a constant)")
                 return None
             kind = "conv" if name.endswith("fchw") else "dwconv"
-            strides = _i64s(op.attributes["strides"])
+            strides = irutil.int_array(op.attributes["strides"])
             patch = kind == "conv" and ws[-1] >= 4 and list(ws[-2:]) == strides
             dom = [l for l in cm.layouts(kind, _elem(out), xs[1], patch) if l in allowed]
             if kind == "dwconv" and self.options.target in MISCOMPILED_DEPTHWISE:
@@ -279,10 +300,7 @@ class SelectLayout(Pass):
                     return None
                 if _shape(v) == s and m == ir.AffineMap.get_identity(4):
                     region.append(i)
-            dom = [l for l in ("nchw", "nhwc", "nc4hw4") if l in allowed]
-            if s[1] % 4:
-                dom = [l for l in dom if l != "nc4hw4"]
-            return Node(op, "eltwise", dom, 0.0, region)
+            return Node(op, "eltwise", _activation_domain(s, allowed), 0.0, region)
         if name == "tensor.pad":
             s = _shape(op.results[0])
             if not s or len(s) != 4 or len(op.operands) != 1:
@@ -294,17 +312,12 @@ class SelectLayout(Pass):
             body = op.regions[0].blocks[0]
             if len(body.operations) != 1:  # only a yield of a value from outside
                 return None
-            dom = [l for l in ("nchw", "nhwc", "nc4hw4") if l in allowed]
-            if s[1] % 4:
-                dom = [l for l in dom if l != "nc4hw4"]
-            return Node(op, "pad", dom, 0.0, [0])
+            return Node(op, "pad", _activation_domain(s, allowed), 0.0, [0])
         return None
 
     def _problem(self, nodes: list[Node], cm):
         from texflow.selection.solver import Problem
-        index = {}  # hash of an old result -> node index
-        for i, n in enumerate(nodes):
-            index[hash(n.op.results[0])] = i
+        index = _node_index(nodes)
         unary, edges, sources = [], [], []
         for i, n in enumerate(nodes):
             e = _elem(n.op.results[0])
@@ -313,16 +326,16 @@ class SelectLayout(Pass):
                           for l in n.domain})
             for k in n.region_inputs:
                 v = n.op.operands[k]
-                w = cm.move_ms(_nbytes(v), e, _shape(v)[1])
-                p = index.get(hash(v))
-                if p is not None and nodes[p].op.results[0] == v:
+                w = cm.move_ms(tensor_bytes(v.type), e, _shape(v)[1])
+                p = _node_of(v, nodes, index)
+                if p is not None:
                     edges.append((p, i, w, None))
                 else:
                     sources.append(("nchw", i, w))
             # consumers outside the region (or reading this value other than as a region
             # operand) need the logical layout: one shared conversion
             if self._outside_uses(n, nodes, index):
-                edges.append((i, None, cm.move_ms(_nbytes(n.op.results[0]), e,
+                edges.append((i, None, cm.move_ms(tensor_bytes(n.op.results[0].type), e,
                                                   _shape(n.op.results[0])[1]), "nchw"))
         return Problem([n.domain for n in nodes], unary, edges, sources), index
 
@@ -331,8 +344,8 @@ class SelectLayout(Pass):
         v = n.op.results[0]
         for u in v.uses:
             owner = u.owner.operation if hasattr(u.owner, "operation") else u.owner
-            j = index.get(hash(owner.results[0])) if len(owner.results) else None
-            if j is None or nodes[j].op != owner or u.operand_number not in nodes[j].region_inputs:
+            j = _node_of(owner.results[0], nodes, index) if len(owner.results) else None
+            if j is None or u.operand_number not in nodes[j].region_inputs:
                 out.append(u)
         return out
 
@@ -365,28 +378,18 @@ class SelectLayout(Pass):
                     ex = build_reshape(v, s, [n, c // 4, 4, h, w], et)
                     init = tensor.empty(ps, et)
                     return irutil.result_value(linalg.transpose(ex, outs=[init], permutation=[0, 1, 3, 4, 2]))
-                init = tensor.empty(ps, et)
-                return ir.Operation.create(
-                    "linalg.pack", results=[init.type], operands=[v, init],
-                    attributes={"inner_dims_pos": ir.DenseI64ArrayAttr.get([1]),
-                                "static_inner_tiles": ir.DenseI64ArrayAttr.get([4]),
-                                "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0])}).results[0]
+                return _pack_op("linalg.pack", v, tensor.empty(ps, et))
             n, c0, h, w, c1 = s
             if not self._use_pack:
                 init = tensor.empty([n, c0, c1, h, w], et)
                 t = irutil.result_value(linalg.transpose(v, outs=[init], permutation=[0, 1, 4, 2, 3]))
                 return build_reshape(t, [n, c0, c1, h, w], [n, c0 * c1, h, w], et)
-            init = tensor.empty([n, c0 * c1, h, w], et)
-            return ir.Operation.create(
-                "linalg.unpack", results=[init.type], operands=[v, init],
-                attributes={"inner_dims_pos": ir.DenseI64ArrayAttr.get([1]),
-                            "static_inner_tiles": ir.DenseI64ArrayAttr.get([4]),
-                            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0])}).results[0]
+            return _pack_op("linalg.unpack", v, tensor.empty([n, c0 * c1, h, w], et))
 
         def get(v, layout: str, at):
             """`v` (an old NCHW value) in `layout`, inserted before `at` when new."""
-            p = index.get(hash(v))
-            if p is not None and nodes[p].op.results[0] == v and avail[p]:
+            p = _node_of(v, nodes, index)
+            if p is not None and avail[p]:
                 have = avail[p]
                 if layout not in have:
                     # right after the value's definition, so that it dominates every use
@@ -401,7 +404,7 @@ class SelectLayout(Pass):
             if key not in src_cache:
                 with ir.InsertionPoint(at), at.location:
                     c = convert(v, "nchw", layout)
-                    if self.options.barrier:
+                    if self._use_barrier:
                         # keep IREE from fusing the conversion into the consuming convolution's
                         # dispatch (it then reads the old layout through a permuted map)
                         c = ir.Operation.create("util.optimization_barrier", results=[c.type],
@@ -463,8 +466,8 @@ class SelectLayout(Pass):
     def _conv(self, n: Node, layout: str, get):
         op = n.op
         x, w, init = op.operands[0], op.operands[1], op.operands[2]
-        strides = _i64s(op.attributes["strides"])
-        dil = _i64s(op.attributes["dilations"])
+        strides = irutil.int_array(op.attributes["strides"])
+        dil = irutil.int_array(op.attributes["dilations"])
         wd = constant_array(irutil.producer(w), 1 << 26)
         et = ir.RankedTensorType(w.type).element_type
         xi = get(x)
@@ -518,7 +521,7 @@ class SelectLayout(Pass):
         x, window, init = op.operands[0], op.operands[1], op.operands[2]
         build = getattr(linalg, POOLS[op.name])
         r = build(get(x), window, outs=[self._init(init, layout, get)],
-                  strides=_i64s(op.attributes["strides"]), dilations=_i64s(op.attributes["dilations"]))
+                  strides=irutil.int_array(op.attributes["strides"]), dilations=irutil.int_array(op.attributes["dilations"]))
         return irutil.producer(irutil.result_value(r))
 
     def _eltwise(self, n: Node, layout: str, get):

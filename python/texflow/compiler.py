@@ -84,14 +84,12 @@ def default_layout_pipeline(target: str, select: bool = True, precision: str = "
     precision f16, texflow-demote-f16 runs first so that selection sees 2-byte elements."""
     p = GPU_LAYOUT_PIPELINE if target.startswith("vulkan") else DEFAULT_LAYOUT_PIPELINE
     if select:
-        # IREE's GPU path fuses a region-input conversion into the convolution well (MobileNetV2
-        # on the H100: 0.38x of plain without the barrier, 0.50x with it); its CPU path does not
-        base = [f"target={target}"] + (["barrier=false"] if target.startswith("vulkan") else [])
-        opts = " ".join(base + ([select_options] if select_options else []))
-        # a second elimination round composes the selection's conversions with the model's
-        # own transforms (a conv written NHWC feeding a flatten + transpose to tokens)
-        elim = "texflow-eliminate-layout{fold-into-producers=true}" if target.startswith("vulkan") \
-            else "texflow-eliminate-layout"
+        opts = " ".join([f"target={target}"] + ([select_options] if select_options else []))
+        # a second elimination round, configured as the first, composes the selection's
+        # conversions with the model's own transforms (a conv written NHWC feeding a flatten +
+        # transpose to tokens)
+        from texflow.passes.registry import split_pipeline
+        elim = next(i for i in split_pipeline(p) if i.startswith("texflow-eliminate-layout"))
         p = p.replace("texflow-lower-layout,", f"texflow-select-layout{{{opts}}},texflow-raise-layout,"
                                                f"{elim},texflow-lower-layout,")
     if precision == "f16":

@@ -48,9 +48,14 @@ def result_value(v):
 
 
 def int_array(attr) -> list[int]:
-    """Values of a DenseI64ArrayAttr / ArrayAttr of integers."""
+    """Values of a DenseI64ArrayAttr, a dense integer elements attribute (a convolution's
+    `strides = dense<2> : vector<2xi64>`) or an ArrayAttr of integers."""
     try:
         return list(ir.DenseI64ArrayAttr(attr))
+    except (ValueError, TypeError):
+        pass
+    try:
+        return [int(x) for x in ir.DenseIntElementsAttr(attr)]
     except (ValueError, TypeError):
         return [ir.IntegerAttr(a).value for a in ir.ArrayAttr(attr)]
 

@@ -154,7 +154,7 @@ def test_real_model_end_to_end(tmp_path):
 
 def test_ort_child_interleaved(tiny):
     path, x = tiny
-    with harness.OrtChild(path, path.parent / "inputs.npz", threads=1) as ort:
+    with harness.PeerChild(path, path.parent / "inputs.npz", threads=1) as ort:
         t = harness.time_interleaved({"ort": ort, "noop": lambda: None}, reps=3, warmup=1)
     assert len(t["ort"]) == 3 and all(isinstance(v, float) and v > 0 for v in t["ort"])
 

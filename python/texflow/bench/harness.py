@@ -162,7 +162,7 @@ def run_modules(vmfbs: dict[str, bytes], driver: str, inputs: list[np.ndarray],
                 progress=None, peers: dict[str, Callable[[], float]] | None = None,
                 loader: Callable[[str, bytes], Callable] | None = None) -> dict[str, dict]:
     """Load each module (with `loader(name, vmfb)`, default texflow.runtime.Module), check it
-    against `ref`, time them (and `peers`, e.g. an OrtChild) interleaved, read the allocator's
+    against `ref`, time them (and `peers`, e.g. a PeerChild) interleaved, read the allocator's
     statistics."""
     from texflow.runtime import Module
     mods, out = {}, {}
@@ -245,40 +245,35 @@ class PeerChild:
         self._err.close()
 
 
-OrtChild = PeerChild  # the name earlier reports and scripts use
-
-
 class _StdoutToStderr:
     """Point fd 1 (the child's protocol pipe) at stderr: MNN prints from C++ on load."""
 
     def __enter__(self):
-        import os as _os
         sys.stdout.flush()
-        self.saved = _os.dup(1)
-        _os.dup2(2, 1)
+        self.saved = os.dup(1)
+        os.dup2(2, 1)
 
     def __exit__(self, *exc):
         import ctypes
-        import os as _os
         ctypes.CDLL(None).fflush(None)  # C stdio may still hold some of it
-        _os.dup2(self.saved, 1)
-        _os.close(self.saved)
+        os.dup2(self.saved, 1)
+        os.close(self.saved)
 
 
 def _mnn_runner(onnx_path: str, inputs: list[np.ndarray], threads: int):
     """MNN (PyPI `mnn`, CPU backend, high precision) on the model converted by MNN's own ONNX
-    converter, called through its Python entry: the `mnnconvert` script pip-installs a
-    package and sends usage data (../shared/README.md)."""
-    import os as _os
-    mnn_path = _os.path.splitext(onnx_path)[0] + ".mnn"
-    if not _os.path.exists(mnn_path):
+    converter, called through its compiled `_tools` module: the `mnnconvert` script and the
+    `MNN.tools` package pip-install a logging package and send usage data (../shared/README.md,
+    docs/known-issues.md)."""
+    mnn_path = os.path.splitext(onnx_path)[0] + ".mnn"
+    if not os.path.exists(mnn_path):
         import _tools  # MNN's converter
         tmp = mnn_path + ".tmp"
         ok = _tools.mnnconvert(["mnnconvert", "-f", "ONNX", "--modelFile", onnx_path,
                                 "--MNNModel", tmp, "--bizCode", "texflow"])
-        if not ok or not _os.path.exists(tmp):
+        if not ok or not os.path.exists(tmp):
             raise RuntimeError("MNN's converter failed")
-        _os.replace(tmp, mnn_path)
+        os.replace(tmp, mnn_path)
     import MNN.expr as F
     import MNN.nn as nn
     rt = nn.create_runtime_manager(({"backend": "CPU", "numThread": max(threads, 1),

@@ -45,25 +45,35 @@ def _func(args: list[str], out: str, body: str, t: str) -> str:
             + body + f"  return %r : tensor<{out}x{t}>\n}}\n")
 
 
+def _packed_mac(t: str, args: list[str], out: str, loops: str, maps: list[str],
+                n_parallel: int) -> str:
+    """A multiply-accumulate `linalg.generic` over channel-packed operands (how texflow writes
+    an NC4HW4 convolution): `loops` names the loops, the first `n_parallel` parallel."""
+    n = len(loops.split(","))
+    its = ", ".join(['"parallel"'] * n_parallel + ['"reduction"'] * (n - n_parallel))
+    amaps = ",\n                     ".join(f"affine_map<({loops}) -> ({m})>" for m in maps)
+    types = ", ".join(f"tensor<{a}x{t}>" for a in args)
+    return _func(args, out, f"""  %r = linalg.generic {{
+    indexing_maps = [{amaps}],
+    iterator_types = [{its}]}}
+    ins(%a0, %a1 : {types})
+    outs(%f : tensor<{out}x{t}>) {{
+  ^bb0(%x: {t}, %w: {t}, %acc: {t}):
+    %m = arith.mulf %x, %w : {t}
+    %s = arith.addf %acc, %m : {t}
+    linalg.yield %s : {t}
+  }} -> tensor<{out}x{t}>
+""", t)
+
+
 def conv_cases(t: str, C: int = 64, F: int = 64, H: int = 56, N: int = 1) -> dict[str, str]:
     """3x3 stride-1 convolution on a pre-padded input, in three activation layouts."""
     P = H + 2
     cases = _nchw_nhwc_conv(t, N, C=C, F=F, K=3, S=1, H=H, P=P)
     c4, f4 = C // 4, F // 4
-    packed = _func([f"{N}x{c4}x{P}x{P}x4", f"{f4}x{c4}x3x3x4x4"], f"{N}x{f4}x{H}x{H}x4", f"""  %r = linalg.generic {{
-    indexing_maps = [affine_map<(n, fo, oh, ow, fi, co, kh, kw, ci) -> (n, co, oh + kh, ow + kw, ci)>,
-                     affine_map<(n, fo, oh, ow, fi, co, kh, kw, ci) -> (fo, co, kh, kw, ci, fi)>,
-                     affine_map<(n, fo, oh, ow, fi, co, kh, kw, ci) -> (n, fo, oh, ow, fi)>],
-    iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel",
-                      "reduction", "reduction", "reduction", "reduction"]}}
-    ins(%a0, %a1 : tensor<{N}x{c4}x{P}x{P}x4x{t}>, tensor<{f4}x{c4}x3x3x4x4x{t}>)
-    outs(%f : tensor<{N}x{f4}x{H}x{H}x4x{t}>) {{
-  ^bb0(%x: {t}, %w: {t}, %acc: {t}):
-    %m = arith.mulf %x, %w : {t}
-    %s = arith.addf %acc, %m : {t}
-    linalg.yield %s : {t}
-  }} -> tensor<{N}x{f4}x{H}x{H}x4x{t}>
-""", t)
+    packed = _packed_mac(t, [f"{N}x{c4}x{P}x{P}x4", f"{f4}x{c4}x3x3x4x4"], f"{N}x{f4}x{H}x{H}x4",
+                         "n, fo, oh, ow, fi, co, kh, kw, ci",
+                         ["n, co, oh + kh, ow + kw, ci", "fo, co, kh, kw, ci, fi", "n, fo, oh, ow, fi"], 5)
     return {**cases, "nc4hw4": packed}
 
 
@@ -110,19 +120,9 @@ def dwconv_cases(t: str, C: int = 144, H: int = 56, N: int = 1) -> dict[str, str
     outs(%f : tensor<{N}x{H}x{H}x{C}x{t}>) -> tensor<{N}x{H}x{H}x{C}x{t}>
 """, t)
     c4 = C // 4
-    packed = _func([f"{N}x{c4}x{P}x{P}x4", f"{c4}x3x3x4"], f"{N}x{c4}x{H}x{H}x4", f"""  %r = linalg.generic {{
-    indexing_maps = [affine_map<(n, c0, oh, ow, c1, kh, kw) -> (n, c0, oh + kh, ow + kw, c1)>,
-                     affine_map<(n, c0, oh, ow, c1, kh, kw) -> (c0, kh, kw, c1)>,
-                     affine_map<(n, c0, oh, ow, c1, kh, kw) -> (n, c0, oh, ow, c1)>],
-    iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction", "reduction"]}}
-    ins(%a0, %a1 : tensor<{N}x{c4}x{P}x{P}x4x{t}>, tensor<{c4}x3x3x4x{t}>)
-    outs(%f : tensor<{N}x{c4}x{H}x{H}x4x{t}>) {{
-  ^bb0(%x: {t}, %w: {t}, %acc: {t}):
-    %m = arith.mulf %x, %w : {t}
-    %s = arith.addf %acc, %m : {t}
-    linalg.yield %s : {t}
-  }} -> tensor<{N}x{c4}x{H}x{H}x4x{t}>
-""", t)
+    packed = _packed_mac(t, [f"{N}x{c4}x{P}x{P}x4", f"{c4}x3x3x4"], f"{N}x{c4}x{H}x{H}x4",
+                         "n, c0, oh, ow, c1, kh, kw",
+                         ["n, c0, oh + kh, ow + kw, c1", "c0, kh, kw, c1", "n, c0, oh, ow, c1"], 5)
     return {"nchw": nchw, "nhwc": nhwc, "nc4hw4": packed}
 
 
@@ -163,15 +163,24 @@ CASES = {"conv3x3": conv_cases, "convstem": stem_cases, "convpatch": patch_cases
          "movement": movement_cases}
 
 
+# The work in each case at the CPU sizes (multiply-adds x 2 for convolutions, elements moved for
+# the transposes), from which the cost model turns medians into throughputs; GPU cases do
+# GPU_SCALE times as much.
+WORK = {"conv3x3": 2 * 64 * 64 * 9 * 56 * 56, "dwconv3x3": 2 * 144 * 9 * 56 * 56,
+        "convstem": 2 * 64 * 3 * 49 * 112 * 112, "convpatch": 2 * 192 * 3 * 256 * 14 * 14,
+        "transpose": 64 * 56 * 56, "transpose_narrow": 3 * 224 * 224}
+GPU_SCALE = 16
+
+
 def case_modules(elem: str, gpu: bool = False) -> dict[str, dict[str, str]]:
     """On a GPU the CPU sizes finish in microseconds, below the cost of a submission, so the
-    activations get 16x more work there (a batch of 16, or 16x the rows)."""
+    activations get GPU_SCALE times more work there (a batch of 16, or 16x the rows)."""
     if not gpu:
         return {c: f(elem) for c, f in CASES.items()}
-    return {"conv3x3": conv_cases(elem, N=16), "convstem": stem_cases(elem, N=16),
-            "convpatch": patch_cases(elem, N=16),
-            "dwconv3x3": dwconv_cases(elem, N=16),
-            "matmul": matmul_cases(elem, M=384 * 16), "movement": movement_cases(elem, N=16)}
+    g = GPU_SCALE
+    return {"conv3x3": conv_cases(elem, N=g), "convstem": stem_cases(elem, N=g),
+            "convpatch": patch_cases(elem, N=g), "dwconv3x3": dwconv_cases(elem, N=g),
+            "matmul": matmul_cases(elem, M=384 * g), "movement": movement_cases(elem, N=g)}
 
 
 def _inputs(mlir: str, seed: int = 0) -> list[np.ndarray]:

@@ -25,16 +25,9 @@ from texflow.errors import TexflowError
 
 DATA_DIR = Path(__file__).parent / "data"
 LAYOUTS = ("nchw", "nhwc", "nc4hw4")
-# FLOPs and bytes of calibrate.py's cases (CPU sizes; GPU sizes are 16x): used to turn the
-# measured times into throughputs.
-_CONV_FLOPS = 2 * 64 * 64 * 9 * 56 * 56
-_DW_FLOPS = 2 * 144 * 9 * 56 * 56
-_STEM_FLOPS = 2 * 64 * 3 * 49 * 112 * 112
-_PATCH_FLOPS = 2 * 192 * 3 * 256 * 14 * 14
 # A convolution with fewer input channels than this is costed like the calibration's stem
 # (3 channels, 7x7, stride 2) when the data has that case: its reduction is mostly spatial.
 STEM_CHANNELS = 8
-_MOVE_ELEMS = 64 * 56 * 56
 
 
 @dataclasses.dataclass
@@ -86,21 +79,20 @@ class CostModel:
 
 
 def _measured(d: dict) -> CostModel:
-    scale = 16 if d["target"].startswith("vulkan") else 1  # calibrate.case_modules
+    """Ratios as stored; throughputs from each case's best median and its work (calibrate.WORK,
+    GPU_SCALE times larger on Vulkan targets)."""
+    from .calibrate import GPU_SCALE, WORK
+    scale = GPU_SCALE if d["target"].startswith("vulkan") else 1
     ratios, gflops, gbps, narrow = {}, {}, {}, {}
     for elem, cases in d["cases"].items():
         ratios[elem] = {c: {v: e["ratio_to_best"] for v, e in vs.items()} for c, vs in cases.items()}
-        best = {c: min(e["median_ms"] for e in vs.values()) for c, vs in cases.items()}
-        gflops[elem] = {"conv3x3": scale * _CONV_FLOPS / (best["conv3x3"] * 1e6),
-                        "dwconv3x3": scale * _DW_FLOPS / (best["dwconv3x3"] * 1e6)}
-        for case, flops in (("convstem", _STEM_FLOPS), ("convpatch", _PATCH_FLOPS)):
-            if case in best:
-                gflops[elem][case] = scale * flops / (best[case] * 1e6)
-        nbytes = scale * _MOVE_ELEMS * (2 if elem == "f16" else 4) * 2  # read + write
-        gbps[elem] = nbytes / (cases["movement"]["transpose"]["median_ms"] * 1e6)
-        if "transpose_narrow" in cases["movement"]:
-            nb = scale * 3 * 224 * 224 * (2 if elem == "f16" else 4) * 2
-            narrow[elem] = nb / (cases["movement"]["transpose_narrow"]["median_ms"] * 1e6)
+        gflops[elem] = {c: scale * WORK[c] / (min(e["median_ms"] for e in vs.values()) * 1e6)
+                        for c, vs in cases.items() if c.startswith(("conv", "dwconv"))}
+        moves = cases["movement"]
+        moved = scale * (2 if elem == "f16" else 4) * 2  # bytes per element, read + write
+        gbps[elem] = moved * WORK["transpose"] / (moves["transpose"]["median_ms"] * 1e6)
+        if "transpose_narrow" in moves:
+            narrow[elem] = moved * WORK["transpose_narrow"] / (moves["transpose_narrow"]["median_ms"] * 1e6)
     return CostModel(d["target"], "measured", d["device"], d["date"], ratios, gflops, gbps, narrow)
 
 
