@@ -41,14 +41,16 @@ class Variant:
     select: bool = True  # texflow-select-layout in the layout phase
     precision: str = "f32"  # f16: texflow-demote-f16
     select_options: str = ""
+    pack: bool = True  # texflow-pack-matmul (llvm-cpu)
 
 
 VARIANTS = {v.name: v for v in (
     Variant("plain", False),
     Variant("texflow", True),
-    Variant("texflow-elim", True, select=False),  # elimination only, no layout selection
+    Variant("texflow-elim", True, select=False, pack=False),  # elimination only
+    Variant("texflow-nopack", True, pack=False),  # elimination and selection, no mmt4d packing
     Variant("texflow-f16", True, precision="f16"),
-    Variant("texflow-elim-f16", True, select=False, precision="f16"),
+    Variant("texflow-elim-f16", True, select=False, precision="f16", pack=False),
     Variant("texflow-nhwc-f16", True, precision="f16", select_options="force=nhwc"),
     Variant("plain+dt", False, (DATA_TILING,)),
     Variant("texflow+dt", True, (DATA_TILING,)),
@@ -69,6 +71,7 @@ def compile_variant(path, target: str, variant: Variant, count_dispatches: bool 
     t0 = time.perf_counter()
     res = Compiler(CompileOptions(target=target, layout=variant.layout, select_layout=variant.select,
                                   precision=variant.precision, select_options=variant.select_options,
+                                  pack_matmul=variant.pack,
                                   iree_flags=list(variant.flags))).compile_file(str(path))
     out["compile_s"] = time.perf_counter() - t0
     out["vmfb"] = res.vmfb
@@ -84,7 +87,7 @@ def flow_text(path, target: str, variant: Variant) -> str:
     from texflow.compiler import CompileOptions, Compiler
     return Compiler(CompileOptions(target=target, layout=variant.layout, compile_to="flow",
                                    select_layout=variant.select, precision=variant.precision,
-                                   select_options=variant.select_options,
+                                   select_options=variant.select_options, pack_matmul=variant.pack,
                                    iree_flags=list(variant.flags))).compile_file(str(path)).mlir
 
 

@@ -35,6 +35,8 @@ def build_parser():
                         "texflow.compiler.default_layout_pipeline)")
     p.add_argument("--no-select-layout", action="store_true",
                    help="elimination only: keep the convolutions' layouts (no texflow-select-layout)")
+    p.add_argument("--no-pack-matmul", action="store_true",
+                   help="llvm-cpu: keep matmuls and convolutions as they are (no texflow-pack-matmul)")
     p.add_argument("--select-layout", default="", metavar="OPTIONS",
                    help="texflow-select-layout options, e.g. 'force=nc4hw4' or 'solver=greedy layouts=nchw,nhwc'")
     p.add_argument("--layout-report", default=None, metavar="FILE",
@@ -81,7 +83,7 @@ def main_impl(argv) -> int:
                           compile_from=args.compile_from,
                           print_ir_after_all=args.print_ir_after_all,
                           select_layout=not args.no_select_layout, select_options=args.select_layout,
-                          precision=args.precision)
+                          precision=args.precision, pack_matmul=not args.no_pack_matmul)
     if args.compile_to == "end" and not args.output:
         raise TexflowError("missing -o <output.vmfb>")
     if args.texflow_verbose:
