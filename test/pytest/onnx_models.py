@@ -163,3 +163,26 @@ def conv_pool(seed=0, C=4, H=16, F=8):
     return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, F, Ho, Ho])],
                   [_w(rng, "w", F, C, 3, 3), _w(rng, "b", F), _w(rng, "w2", F, F, 3, 3), _w(rng, "b2", F)],
                   "conv_pool")
+
+
+def dense_mlp(seed=0, S=13, D=48, F=40):
+    """A transformer MLP: MatMul on 3-D tokens + bias + Relu, then a Gemm with a transposed
+    (N x K) weight, as ONNX exports Linear layers: texflow-pack-matmul's two weight forms."""
+    rng = np.random.default_rng(seed)
+    shape = numpy_helper.from_array(np.array([S, F], np.int64), "flat")
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["m"]),
+             helper.make_node("Add", ["m", "b1"], ["a"]),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Reshape", ["r", "flat"], ["r2"]),
+             helper.make_node("Gemm", ["r2", "w2", "b2"], ["y"], transB=1)]
+    return _model(nodes, [vi("x", [1, S, D])], [vi("y", [S, D])],
+                  [_w(rng, "w1", D, F), _w(rng, "b1", F), shape, _w(rng, "w2", D, F),
+                   _w(rng, "b2", D)], "dense_mlp")
+
+
+def batched_matmul(B=3, M=12, K=8, N=20):
+    """A MatMul of two computed (input) 3-D tensors, as attention's scores: no constant side."""
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["m"]),
+             helper.make_node("Relu", ["m"], ["y"])]
+    return _model(nodes, [vi("a", [B, M, K]), vi("b", [B, K, N])], [vi("y", [B, M, N])], [],
+                  "batched_matmul")

@@ -1,0 +1,88 @@
+// texflow-pack-matmul: a matmul whose weight is a constant becomes linalg.mmt4d on a weight
+// tiled at compile time; a matmul of two computed operands (attention) packs both at run time;
+// a small-image convolution becomes im2col + mmt4d.  Tiles fixed to 16x16x1 (AVX-512's).
+
+// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0})' %s | FileCheck %s
+// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1})' %s | FileCheck %s --check-prefix=SMALL
+// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=8x8x1 min-flops=0 min-reduction=0 max-conv-rows=0})' %s | FileCheck %s --check-prefix=AVX2
+
+// A 20x24 by 24x40 matmul: rows padded to two tiles of 16, the 40 columns to three of 16 (the
+// weight's padding is zeros written at compile time), the result unpacked to 20x40.
+// CHECK-LABEL: func.func @dense
+// CHECK: %[[A:.*]] = linalg.pack %arg0 padding_value(%{{.*}} : f32) inner_dims_pos = [0, 1] inner_tiles = [16, 1] into %{{.*}} : tensor<20x24xf32> -> tensor<2x24x16x1xf32>
+// CHECK: %[[W:.*]] = arith.constant dense<{{.*}}> : tensor<3x24x16x1xf32>
+// CHECK: %[[Z:.*]] = linalg.fill {{.*}} -> tensor<2x3x16x16xf32>
+// CHECK: %[[R:.*]] = linalg.mmt4d ins(%[[A]], %[[W]] : tensor<2x24x16x1xf32>, tensor<3x24x16x1xf32>) outs(%[[Z]] : tensor<2x3x16x16xf32>)
+// CHECK: linalg.unpack %[[R]] inner_dims_pos = [0, 1] inner_tiles = [16, 16] into %{{.*}} : tensor<2x3x16x16xf32> -> tensor<20x40xf32>
+// CHECK-NOT: linalg.matmul
+// Too small for the default min-flops (2*20*24*40 < 2^20): left alone.
+// SMALL-LABEL: func.func @dense
+// SMALL: linalg.matmul
+// SMALL-NOT: linalg.mmt4d
+func.func @dense(%a: tensor<20x24xf32>) -> tensor<20x40xf32> {
+  %w = arith.constant dense<0.5> : tensor<24x40xf32>
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<20x40xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<20x40xf32>) -> tensor<20x40xf32>
+  %r = linalg.matmul ins(%a, %w : tensor<20x24xf32>, tensor<24x40xf32>) outs(%f : tensor<20x40xf32>) -> tensor<20x40xf32>
+  return %r : tensor<20x40xf32>
+}
+
+// ONNX MatMul on 3-D activations arrives as a batch matmul of a broadcast weight: the
+// broadcast is evaluated at compile time, the activations collapsed to rows.  Five rows take
+// a narrow tile of 8.
+// CHECK-LABEL: func.func @broadcast_weight
+// CHECK: tensor.collapse_shape %arg0 {{\[}}[0, 1], [2]] : tensor<1x5x32xf32> into tensor<5x32xf32>
+// CHECK: linalg.pack {{.*}} inner_tiles = [8, 1] {{.*}} -> tensor<1x32x8x1xf32>
+// CHECK: arith.constant dense<{{.*}}> : tensor<1x32x16x1xf32>
+// CHECK: linalg.mmt4d
+// CHECK: tensor.expand_shape {{.*}} : tensor<5x16xf32> into tensor<1x5x16xf32>
+// CHECK-NOT: linalg.batch_matmul
+#bcast = affine_map<(d0, d1, d2) -> (d1, d2)>
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+func.func @broadcast_weight(%a: tensor<1x5x32xf32>) -> tensor<1x5x16xf32> {
+  %w = arith.constant dense<0.25> : tensor<32x16xf32>
+  %eb = tensor.empty() : tensor<1x32x16xf32>
+  %b = linalg.generic {indexing_maps = [#bcast, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%w : tensor<32x16xf32>) outs(%eb : tensor<1x32x16xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<1x32x16xf32>
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<1x5x16xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<1x5x16xf32>) -> tensor<1x5x16xf32>
+  %r = linalg.batch_matmul ins(%a, %b : tensor<1x5x32xf32>, tensor<1x32x16xf32>) outs(%f : tensor<1x5x16xf32>) -> tensor<1x5x16xf32>
+  return %r : tensor<1x5x16xf32>
+}
+
+// Attention's Q.K^T: no constant operand, so both sides are packed at run time; the right-hand
+// side (K x N) is packed transposed (outer_dims_perm) into N-tiles.
+// CHECK-LABEL: func.func @attention_scores
+// CHECK: linalg.pack %arg0 {{.*}} inner_dims_pos = [1, 2] inner_tiles = [16, 1] {{.*}} -> tensor<4x4x64x16x1xf32>
+// CHECK: linalg.pack %arg1 {{.*}} outer_dims_perm = [0, 2, 1] inner_dims_pos = [2, 1] inner_tiles = [16, 1] {{.*}} : tensor<4x64x50xf32> -> tensor<4x4x64x16x1xf32>
+// CHECK: linalg.batch_mmt4d
+// CHECK: linalg.unpack {{.*}} -> tensor<4x50x50xf32>
+func.func @attention_scores(%q: tensor<4x50x64xf32>, %k: tensor<4x64x50xf32>) -> tensor<4x50x50xf32> {
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<4x50x50xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<4x50x50xf32>) -> tensor<4x50x50xf32>
+  %r = linalg.batch_matmul ins(%q, %k : tensor<4x50x64xf32>, tensor<4x64x50xf32>) outs(%f : tensor<4x50x50xf32>) -> tensor<4x50x50xf32>
+  return %r : tensor<4x50x50xf32>
+}
+
+// A 3x3 NHWC convolution on a 6x6 image: im2col rows (n, oh, ow) by columns (kh, kw, c), the
+// HWCF filter read as a (3*3*16) x 32 matrix.  Tiles of 8 (AVX2's).
+// AVX2-LABEL: func.func @conv3x3
+// AVX2: linalg.generic {{.*}} ins(%arg0 : tensor<1x8x8x16xf32>) outs({{.*}} : tensor<1x6x6x3x3x16xf32>)
+// AVX2: tensor.collapse_shape {{.*}} : tensor<1x6x6x3x3x16xf32> into tensor<36x144xf32>
+// AVX2: arith.constant dense<{{.*}}> : tensor<4x144x8x1xf32>
+// AVX2: linalg.mmt4d
+// AVX2: tensor.expand_shape {{.*}} : tensor<36x32xf32> into tensor<1x6x6x32xf32>
+// AVX2-NOT: linalg.conv_2d_nhwc_hwcf
+func.func @conv3x3(%x: tensor<1x8x8x16xf32>) -> tensor<1x6x6x32xf32> {
+  %w = arith.constant dense<0.125> : tensor<3x3x16x32xf32>
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<1x6x6x32xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<1x6x6x32xf32>) -> tensor<1x6x6x32xf32>
+  %r = linalg.conv_2d_nhwc_hwcf {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>} ins(%x, %w : tensor<1x8x8x16xf32>, tensor<3x3x16x32xf32>) outs(%f : tensor<1x6x6x32xf32>) -> tensor<1x6x6x32xf32>
+  return %r : tensor<1x6x6x32xf32>
+}
