@@ -10,20 +10,26 @@ fuses with their producers).  Measured on this machine (1 thread, AVX-512): a 64
 768x3072 matmul takes 12.7 ms plain, 3.3 ms with IREE's data tiling and 3.5 ms as mmt4d with
 the packed weight (see benchmarks/cpu-parity).
 
-Matched: `linalg.matmul` (default maps) and `linalg.batch_matmul` with batch 1 whose right-hand
-side is a float constant, possibly through copies that only broadcast, transpose or reshape it
-(how ONNX MatMul on 3-D activations arrives: a broadcast of the weight to 1xKxN).  With
-`convs=true`, NHWC convolutions with a constant filter are matched too: a 1x1 convolution is
-the matmul (N*H*W x C) by (C x F) on a (strided) view of its input, and a KxK one is that
-matmul on its im2col patches (`im2col=true`).
+Matched: `linalg.matmul` and `linalg.batch_matmul` (batch 1) whose right-hand side is a float
+constant, K x N or N x K, possibly through copies that only broadcast, transpose or reshape it
+(how ONNX MatMul on 3-D activations arrives: a broadcast of the weight to 1xKxN); with
+`dynamic=true`, (batch) matmuls of two computed operands (attention), both packed at run time
+into `linalg.batch_mmt4d`.  With `convs=true`, convolutions with a constant filter: a 1x1 NHWC
+convolution is the matmul (N*H*W x C) by (C x F) on a (strided) view of its input, a KxK one
+that matmul on its im2col patches (`im2col=true`), an NCHW one filter times patches.
 
 Which convolutions: measured, not assumed.  IREE's own NHWC convolution code is good on large
-images with few channels, and there im2col (a KH*KW-fold copy of the input) and packing the
-activations cost more than mmt4d saves; on small images with long reductions mmt4d wins by far.
-On this host (1 thread, medians of 8 interleaved runs, ms, unpacked -> all packed -> the
-defaults): MobileNetV2 21.1 -> 25.0 -> 11.7, ResNet-18 154 -> 100 -> 67.  The defaults pack a
-convolution only when it has at most `max-conv-rows` output pixels (256: 16x16) and a reduction
-(KH*KW*C) of at least `min-reduction` (128).  Matmuls (transformers) are always packed.
+images, and there an im2col matrix (a KH*KW-fold copy of the input) and packing the activations
+cost more than mmt4d saves; a 1x1 convolution needs no im2col and wins at any size once its
+reduction is long enough; on small images mmt4d wins by far.  On this host (1 thread, medians of
+8-12 interleaved runs, ms, none packed -> all packed -> the defaults): MobileNetV2 21.1 -> 25.0
+-> 11.7, ResNet-18 154 -> 100 -> 67; ResNet-50 none 812, 1x1 convolutions capped at 256 output
+pixels 313, uncapped (the default) 154.  So a convolution is packed when its reduction
+(KH*KW*C) is at least `min-reduction` (128) and, for KxK ones, it has at most `max-conv-rows`
+(256) output pixels.  NCHW convolutions (those layout selection left NCHW) are written as filter
+times patches, whose tiles unpack straight into NCHW.  Matmuls with a constant side are always
+packed; matmuls of two computed operands when their reduction is at least 32 (SD-UNet's 8-wide
+attention heads lost 1.2x when packed; ViT's 64-wide ones win 5x).
 """
 
 from __future__ import annotations
@@ -145,6 +151,15 @@ def pack_rhs(w: np.ndarray, n0: int, k0: int) -> np.ndarray:
     return np.ascontiguousarray(p.reshape(k1, k0, n1, n0).transpose(2, 0, 3, 1))
 
 
+def pack_lhs(a: np.ndarray, m0: int, k0: int) -> np.ndarray:
+    """An MxK constant as mmt4d's left-hand side: [ceil(M/m0), ceil(K/k0), m0, k0], zero padded."""
+    M, K = a.shape
+    m1, k1 = -(-M // m0), -(-K // k0)
+    p = np.zeros((m1 * m0, k1 * k0), a.dtype)
+    p[:M, :K] = a
+    return np.ascontiguousarray(p.reshape(m1, m0, k1, k0).transpose(0, 2, 1, 3))
+
+
 def _zero(et):
     from iree.compiler.dialects import arith
     return arith.constant(et, 0.0)
@@ -164,6 +179,25 @@ def _fill_zero(v) -> bool:
         return False
 
 
+def _copy_generic(x, in_map, result_type):
+    """A linalg.generic writing `result_type` with out[d...] = x[in_map(d...)] (a gather)."""
+    rank = len(result_type.shape)
+    et = result_type.element_type
+    its = ir.ArrayAttr.get([ir.Attribute.parse("#linalg.iterator_type<parallel>")] * rank)
+    g = ir.Operation.create("linalg.generic", results=[result_type],
+                            operands=[x, tensor.empty(list(result_type.shape), et)],
+                            attributes={"indexing_maps": ir.ArrayAttr.get(
+                                [ir.AffineMapAttr.get(in_map),
+                                 ir.AffineMapAttr.get(ir.AffineMap.get_identity(rank))]),
+                                "iterator_types": its,
+                                "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1])},
+                            regions=1)
+    blk = g.regions[0].blocks.append(et, et)
+    with ir.InsertionPoint(blk):
+        linalg.YieldOp([blk.arguments[0]])
+    return g.results[0]
+
+
 @register_pass
 class PackMatmul(Pass):
     name = "texflow-pack-matmul"
@@ -180,10 +214,17 @@ class PackMatmul(Pass):
             "help": "leave convolutions whose reduction (KH*KW*C) is shorter alone"})
         max_conv_rows: int = dataclasses.field(default=256, metadata={
             "help": "leave convolutions with more output pixels (N*OH*OW) alone; 0: no limit"})
+        max_1x1_conv_rows: int = dataclasses.field(default=0, metadata={
+            "help": "the same for 1x1 convolutions (no im2col copy); 0: no limit"})
+        max_nchw_conv_rows: int = dataclasses.field(default=0, metadata={
+            "help": "the same for NCHW convolutions (those layout selection left NCHW); 0: no limit"})
         convs: bool = dataclasses.field(default=True, metadata={
             "help": "also rewrite NHWC convolutions with constant filters"})
         dynamic: bool = dataclasses.field(default=True, metadata={
             "help": "also matmuls whose operands are both computed (attention): both packed at run time"})
+        min_dynamic_reduction: int = dataclasses.field(default=32, metadata={
+            "help": "with dynamic: leave run-time matmuls with a shorter reduction alone (SD-UNet's "
+                    "8-wide attention heads: packing both sides cost more than it saved)"})
         im2col: bool = dataclasses.field(default=True, metadata={
             "help": "with convs: KxK convolutions through an im2col matrix (else only 1x1)"})
 
@@ -191,10 +232,12 @@ class PackMatmul(Pass):
         self.m0, self.n0, self.k0 = parse_tiles(self.options.tiles)
         for f in irutil.functions(module):
             for op in irutil.collect(f, ("linalg.matmul", "linalg.batch_matmul",
-                                         "linalg.conv_2d_nhwc_hwcf")):
+                                         "linalg.conv_2d_nhwc_hwcf", "linalg.conv_2d_nchw_fchw")):
                 with op.location, ir.InsertionPoint(op):
                     if op.name == "linalg.conv_2d_nhwc_hwcf":
                         done = self.options.convs and self._conv(op)
+                    elif op.name == "linalg.conv_2d_nchw_fchw":
+                        done = self.options.convs and self._conv_nchw(op)
                     else:
                         done = self._matmul(op)
                 if done:
@@ -246,6 +289,9 @@ class PackMatmul(Pass):
         else:
             if not self.options.dynamic:
                 return False
+            if K < self.options.min_dynamic_reduction:
+                self.bump("matmuls left (short reduction, run-time operands)")
+                return False
             if dims[1] == lead + [k, n]:
                 nk = False
             elif dims[1] == lead + [n, k]:
@@ -262,14 +308,19 @@ class PackMatmul(Pass):
         """(batch_)mmt4d(pack(lhs), pack(rhs)) unpacked to [B,] M x N.  `rhs` is a numpy KxN
         weight (packed here, at compile time) or a value ([B,] KxN, or NxK with `rhs_nk`)
         packed at run time; `init` the accumulator (None: zero)."""
-        et = ir.RankedTensorType(lhs.type).element_type
+        et = (ir.RankedTensorType(rhs.type) if isinstance(lhs, np.ndarray)
+              else ir.RankedTensorType(lhs.type)).element_type
         m0 = min(self.m0, 1 << max(0, (M - 1).bit_length()))  # narrow tiles for few rows
         n0, k0 = self.n0, self.k0
         m1, n1, k1 = -(-M // m0), -(-N // n0), -(-K // k0)
         lead = [] if B is None else [B]
         o = len(lead)  # index of the first matrix dimension
         zero = _zero(et)
-        lhs_p = _pack(lhs, tensor.empty(lead + [m1, k1, m0, k0], et), [o, o + 1], [m0, k0], pad=zero)
+        if isinstance(lhs, np.ndarray):  # a constant left-hand side (NCHW convolutions' filter)
+            ap = pack_lhs(lhs, m0, k0)
+            lhs_p = make_constant(ap, ir.RankedTensorType.get(list(ap.shape), et))
+        else:
+            lhs_p = _pack(lhs, tensor.empty(lead + [m1, k1, m0, k0], et), [o, o + 1], [m0, k0], pad=zero)
         if isinstance(rhs, np.ndarray):
             wp = pack_rhs(rhs, n0, k0)
             rhs_p = make_constant(wp, ir.RankedTensorType.get(list(wp.shape), et))
@@ -314,7 +365,8 @@ class PackMatmul(Pass):
         if K < self.options.min_reduction:
             self.bump("convolutions left (short reduction)")
             return False
-        if self.options.max_conv_rows and M > self.options.max_conv_rows:
+        cap = self.options.max_1x1_conv_rows if KH == KW == 1 else self.options.max_conv_rows
+        if cap and M > cap:
             self.bump("convolutions left (many output pixels)")
             return False
         et = ir.RankedTensorType(x.type).element_type
@@ -337,6 +389,63 @@ class PackMatmul(Pass):
         self.bump("convolutions packed (1x1)" if KH == KW == 1 else "convolutions packed (im2col)")
         return True
 
+    def _conv_nchw(self, op) -> bool:
+        """An NCHW convolution as filter (F x C*KH*KW, packed at compile time) times patches:
+        the result's tiles unpack straight into NCHW, so no layout conversion is needed."""
+        x, wv, c = op.operands[0], op.operands[1], op.operands[2]
+        sx, sw, so = static_shape(x), static_shape(wv), static_shape(c)
+        if sx is None or sw is None or so is None or sx[0] != 1:
+            return False
+        w = weight_value(wv)
+        if w is None:
+            return False
+        strides = irutil.int_array(op.attributes["strides"])
+        dil = irutil.int_array(op.attributes["dilations"])
+        _, C, H, W = sx
+        F, _, KH, KW = sw
+        _, _, OH, OW = so
+        P, K = OH * OW, C * KH * KW
+        if 2 * P * K * F < self.options.min_flops:
+            self.bump("convolutions left (too small)")
+            return False
+        if K < self.options.min_reduction:
+            self.bump("convolutions left (short reduction)")
+            return False
+        if self.options.max_nchw_conv_rows and P > self.options.max_nchw_conv_rows:
+            self.bump("convolutions left (many output pixels)")
+            return False
+        et = ir.RankedTensorType(x.type).element_type
+        if KH == KW == 1:
+            v = x
+            if strides != [1, 1]:
+                v = tensor.extract_slice(ir.RankedTensorType.get([1, C, OH, OW], et), v, [], [], [],
+                                         [0, 0, 0, 0], [1, C, OH, OW], [1, 1, strides[0], strides[1]])
+            rhs, nk = tensor.collapse_shape(ir.RankedTensorType.get([C, P], et), v, [[0, 1], [2, 3]]), False
+        elif self.options.im2col:
+            rhs, nk = self._im2col_nchw(x, KH, KW, strides, dil, [C, OH, OW], et), True
+        else:
+            return False
+        init = None if _fill_zero(c) else tensor.collapse_shape(
+            ir.RankedTensorType.get([F, P], et), c, [[0, 1], [2, 3]])
+        r = self._mmt4d(w.reshape(F, K), rhs, init, None, F, P, K, rhs_nk=nk)
+        r = tensor.expand_shape(ir.RankedTensorType(c.type), r, [[0, 1], [2, 3]], [], so)
+        op.results[0].replace_all_uses_with(r)
+        self.bump("NCHW convolutions packed (1x1)" if KH == KW == 1 else "NCHW convolutions packed (im2col)")
+        return True
+
+    def _im2col_nchw(self, x, KH, KW, strides, dil, out_chw, et):
+        """The [OH*OW, C*KH*KW] patch matrix of a 1xCxHxW input (column order c, kh, kw: the
+        FCHW filter's), as a linalg.generic over (oh, ow, c, kh, kw)."""
+        C, OH, OW = out_chw
+        d = [ir.AffineDimExpr.get(i) for i in range(5)]
+        zero = ir.AffineConstantExpr.get(0)
+        in_map = ir.AffineMap.get(5, 0, [
+            zero, d[2], d[0] * strides[0] + d[3] * dil[0], d[1] * strides[1] + d[4] * dil[1]])
+        t5 = ir.RankedTensorType.get([OH, OW, C, KH, KW], et)
+        g = _copy_generic(x, in_map, t5)
+        return tensor.collapse_shape(ir.RankedTensorType.get([OH * OW, C * KH * KW], et), g,
+                                     [[0, 1], [2, 3, 4]])
+
     def _im2col(self, x, KH, KW, strides, dil, out_nhwc, et):
         """The [N*OH*OW, KH*KW*C] patch matrix of an NHWC input, as a linalg.generic over
         (n, oh, ow, kh, kw, c) reading x[n, oh*s+kh*d, ow*s+kw*d, c] (row order kh, kw, c:
@@ -345,17 +454,6 @@ class PackMatmul(Pass):
         d = [ir.AffineDimExpr.get(i) for i in range(6)]
         in_map = ir.AffineMap.get(6, 0, [
             d[0], d[1] * strides[0] + d[3] * dil[0], d[2] * strides[1] + d[4] * dil[1], d[5]])
-        out_map = ir.AffineMap.get_identity(6)
-        t6 = ir.RankedTensorType.get([Nb, OH, OW, KH, KW, C], et)
-        its = ir.ArrayAttr.get([ir.Attribute.parse("#linalg.iterator_type<parallel>")] * 6)
-        g = ir.Operation.create("linalg.generic", results=[t6], operands=[x, tensor.empty(list(t6.shape), et)],
-                                attributes={"indexing_maps": ir.ArrayAttr.get(
-                                    [ir.AffineMapAttr.get(in_map), ir.AffineMapAttr.get(out_map)]),
-                                    "iterator_types": its,
-                                    "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1])},
-                                regions=1)
-        blk = g.regions[0].blocks.append(et, et)
-        with ir.InsertionPoint(blk):
-            linalg.YieldOp([blk.arguments[0]])
+        g = _copy_generic(x, in_map, ir.RankedTensorType.get([Nb, OH, OW, KH, KW, C], et))
         return tensor.collapse_shape(ir.RankedTensorType.get([Nb * OH * OW, KH * KW * C], et),
-                                     g.results[0], [[0, 1, 2], [3, 4, 5]])
+                                     g, [[0, 1, 2], [3, 4, 5]])

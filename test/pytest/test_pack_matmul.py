@@ -62,8 +62,8 @@ def _compile(model, tmp_path, pipeline=None, **kw):
     return Compiler(opts).compile_file(str(path))
 
 
-def _forced_pipeline():
-    return default_layout_pipeline("llvm-cpu", pack=False).replace(
+def _forced_pipeline(select=True):
+    return default_layout_pipeline("llvm-cpu", select=select, pack=False).replace(
         "texflow-lower-layout,", f"texflow-lower-layout,{FORCE},")
 
 
@@ -75,10 +75,13 @@ CASES = {
     # which stay; the four projections are packed
     "attention": (lambda: onnx_models.attention(S=12, D=24, H=3),
                   {"matmuls packed (weights at compile time)": 4}),
-    "batched_matmul": (lambda: onnx_models.batched_matmul(),
+    "batched_matmul": (lambda: onnx_models.batched_matmul(K=40),
                        {"matmuls packed (both operands at run time)": 1}),
     "conv_block": (lambda: onnx_models.conv_block(H=7),  # 3x3, 1x1 and strided 3x3 convs
                    {"convolutions packed (im2col)": 2, "convolutions packed (1x1)": 1}),
+    # without layout selection the convolutions stay NCHW: filter x patches, unpacked to NCHW
+    "conv_block_nchw": (lambda: onnx_models.conv_block(H=7),
+                        {"NCHW convolutions packed (im2col)": 2, "NCHW convolutions packed (1x1)": 1}),
 }
 
 
@@ -88,7 +91,7 @@ def test_forced_packing_matches_onnxruntime(name, tmp_path):
     model = build()
     inputs = onnx_models.random_inputs(model)
     ref = onnx_models.ort_reference(model, inputs)
-    res = _compile(model, tmp_path, pipeline=_forced_pipeline())
+    res = _compile(model, tmp_path, pipeline=_forced_pipeline(select=not name.endswith("nchw")))
     stats = res.statistics["texflow-pack-matmul"]
     for k, n in expected.items():
         assert stats.get(k) == n, stats
