@@ -179,6 +179,27 @@ def _fill_zero(v) -> bool:
         return False
 
 
+def _add(a, b):
+    """Elementwise a + b (same static shape) as a linalg.generic, which IREE fuses with the
+    unpack that produces `a`."""
+    t = ir.RankedTensorType(a.type)
+    rank = len(t.shape)
+    idm = ir.AffineMapAttr.get(ir.AffineMap.get_identity(rank))
+    its = ir.ArrayAttr.get([ir.Attribute.parse("#linalg.iterator_type<parallel>")] * rank)
+    g = ir.Operation.create("linalg.generic", results=[t],
+                            operands=[a, b, tensor.empty(list(t.shape), t.element_type)],
+                            attributes={"indexing_maps": ir.ArrayAttr.get([idm] * 3),
+                                        "iterator_types": its,
+                                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([2, 1])},
+                            regions=1)
+    et = t.element_type
+    blk = g.regions[0].blocks.append(et, et, et)
+    from iree.compiler.dialects import arith
+    with ir.InsertionPoint(blk):
+        linalg.YieldOp([arith.addf(blk.arguments[0], blk.arguments[1])])
+    return g.results[0]
+
+
 def _copy_generic(x, in_map, result_type):
     """A linalg.generic writing `result_type` with out[d...] = x[in_map(d...)] (a gather)."""
     rank = len(result_type.shape)
@@ -329,11 +350,12 @@ class PackMatmul(Pass):
         else:  # [B,] K x N -> [B,] N1 x K1 x n0 x k0
             rhs_p = _pack(rhs, tensor.empty(lead + [n1, k1, n0, k0], et), [o + 1, o], [n0, k0], pad=zero,
                           outer_perm=list(range(o)) + [o + 1, o])
+        # Always accumulate from zero and add a non-zero init after unpacking: an init is
+        # usually the bias broadcast to the output's shape (how convolutions with a bias are
+        # imported), and packing it would be a constant expression IREE hoists and evaluates
+        # into an output-sized constant (ResNet-50: 29 MB more constants).
         acc_t = lead + [m1, n1, m0, n0]
-        if init is None:
-            acc = linalg.fill(zero, outs=[tensor.empty(acc_t, et)])
-        else:
-            acc = _pack(init, tensor.empty(acc_t, et), [o, o + 1], [m0, n0], pad=zero)
+        acc = linalg.fill(zero, outs=[tensor.empty(acc_t, et)])
         r = ir.Operation.create("linalg.mmt4d" if B is None else "linalg.batch_mmt4d",
                                 results=[acc.type], operands=[lhs_p, rhs_p, acc],
                                 attributes={"operandSegmentSizes": ir.DenseI32ArrayAttr.get([2, 1])},
@@ -342,7 +364,8 @@ class PackMatmul(Pass):
         from iree.compiler.dialects import arith
         with ir.InsertionPoint(blk):
             linalg.YieldOp([arith.addf(blk.arguments[2], arith.mulf(blk.arguments[0], blk.arguments[1]))])
-        return _unpack(r.results[0], tensor.empty(lead + [M, N], et), [o, o + 1], [m0, n0])
+        out = _unpack(r.results[0], tensor.empty(lead + [M, N], et), [o, o + 1], [m0, n0])
+        return out if init is None else _add(out, init)
 
     # -- convolution -----------------------------------------------------
     def _conv(self, op) -> bool:

@@ -5,7 +5,7 @@ initializer, into new device allocations, while the module's own copy stays mapp
 packs them at compile time, so the module holds one (packed) copy.  The allocator's statistics
 see only the first kind of memory, so each variant is loaded and run once in a fresh child
 process (module memory-mapped from its file, as `iree-run-module` does) and its peak resident
-set (`ru_maxrss`) is read; a child that imports the runtime and loads nothing gives the
+set (`VmHWM`) is read; a child that imports the runtime and loads nothing gives the
 baseline, which is subtracted.
 
     python benchmarks/cpu-parity/memory.py --models gpt2,vit --out benchmarks/cpu-parity/memory.json
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ VARIANTS = {  # name -> CompileOptions keyword arguments
 }
 
 CHILD = r"""
-import sys, resource, numpy as np
+import sys, numpy as np
 import iree.runtime as rt
 vmfb, inputs = sys.argv[1], sys.argv[2]
 if vmfb != "-":
@@ -37,11 +36,14 @@ if vmfb != "-":
     ctx = rt.SystemContext(config=cfg)
     mod = rt.VmModule.mmap(ctx.instance, vmfb)
     ctx.add_vm_module(mod)
-    f = ctx.modules.module.main
+    entry = [n for n in mod.function_names if not n.startswith("__") and not n.endswith("$async")][0]
+    f = ctx.modules.module[entry]
     data = np.load(inputs)
     out = f(*[data[k] for k in data.files])
     (out[0] if isinstance(out, (list, tuple)) else out).to_host()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM, the peak resident set of this process image: getrusage's ru_maxrss would carry the
+# compiling parent's peak across fork and exec
+print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")))
 """
 
 
