@@ -43,7 +43,7 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
                             "layout-transformation elimination (SmartMem)",
                             options.layout_pipeline or default_layout_pipeline(
                                 options.target, options.select_layout, options.precision,
-                                options.select_options, options.pack_matmul)))
+                                options.select_options, Compiler.packs(options))))
     if options.memory_budget:
         opts = [f"memory-budget={options.memory_budget}", f"time-limit={options.plan_time_limit}"]
         if options.plan_manifest:
@@ -183,7 +183,10 @@ class Compiler:
             return False
         if options.layout_pipeline is not None:
             return "texflow-pack-matmul" in options.layout_pipeline
-        return options.pack_matmul
+        # The streaming phase splits and stages contractions in their linalg forms
+        # (texflow-wstream-split-weights slices a matmul's weight along N); a weight already
+        # tiled into an mmt4d operand could not be split, so a streamed model is not packed.
+        return options.pack_matmul and not options.memory_budget
 
     def load(self, path: str):
         p = Path(path)
