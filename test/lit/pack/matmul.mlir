@@ -86,3 +86,26 @@ func.func @conv3x3(%x: tensor<1x8x8x16xf32>) -> tensor<1x6x6x32xf32> {
   %r = linalg.conv_2d_nhwc_hwcf {dilations = dense<1> : tensor<2xi64>, strides = dense<1> : tensor<2xi64>} ins(%x, %w : tensor<1x8x8x16xf32>, tensor<3x3x16x32xf32>) outs(%f : tensor<1x6x6x32xf32>) -> tensor<1x6x6x32xf32>
   return %r : tensor<1x6x6x32xf32>
 }
+
+// A matmul that starts from a bias (how a convolution or Gemm with a bias is imported): the
+// mmt4d still starts from zero and the bias is added after unpacking.  Packing the bias instead
+// would be a constant expression that IREE hoists into an output-sized constant.
+// CHECK-LABEL: func.func @bias_init
+// CHECK: %[[B:.*]] = linalg.generic {{.*}} ins(%arg1 : tensor<40xf32>)
+// CHECK: %[[Z:.*]] = linalg.fill {{.*}} -> tensor<2x3x16x16xf32>
+// CHECK: %[[R:.*]] = linalg.mmt4d ins({{.*}}) outs(%[[Z]] : tensor<2x3x16x16xf32>)
+// CHECK: %[[U:.*]] = linalg.unpack %[[R]]
+// CHECK: linalg.generic {{.*}} ins(%[[U]], %[[B]] : tensor<20x40xf32>, tensor<20x40xf32>)
+// CHECK: arith.addf
+#col = affine_map<(d0, d1) -> (d1)>
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+func.func @bias_init(%a: tensor<20x24xf32>, %bias: tensor<40xf32>) -> tensor<20x40xf32> {
+  %w = arith.constant dense<0.5> : tensor<24x40xf32>
+  %e = tensor.empty() : tensor<20x40xf32>
+  %b = linalg.generic {indexing_maps = [#col, #id2], iterator_types = ["parallel", "parallel"]} ins(%bias : tensor<40xf32>) outs(%e : tensor<20x40xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<20x40xf32>
+  %r = linalg.matmul ins(%a, %w : tensor<20x24xf32>, tensor<24x40xf32>) outs(%b : tensor<20x40xf32>) -> tensor<20x40xf32>
+  return %r : tensor<20x40xf32>
+}
