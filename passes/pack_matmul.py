@@ -142,15 +142,6 @@ def _unpack(src, init, dims: list[int], tiles: list[int]):
                     "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0])}).results[0]
 
 
-def pack_rhs(w: np.ndarray, n0: int, k0: int) -> np.ndarray:
-    """A KxN weight as mmt4d's right-hand side: [ceil(N/n0), ceil(K/k0), n0, k0], zero padded."""
-    K, N = w.shape
-    n1, k1 = -(-N // n0), -(-K // k0)
-    p = np.zeros((k1 * k0, n1 * n0), w.dtype)
-    p[:K, :N] = w
-    return np.ascontiguousarray(p.reshape(k1, k0, n1, n0).transpose(2, 0, 3, 1))
-
-
 def pack_lhs(a: np.ndarray, m0: int, k0: int) -> np.ndarray:
     """An MxK constant as mmt4d's left-hand side: [ceil(M/m0), ceil(K/k0), m0, k0], zero padded."""
     M, K = a.shape
@@ -158,6 +149,12 @@ def pack_lhs(a: np.ndarray, m0: int, k0: int) -> np.ndarray:
     p = np.zeros((m1 * m0, k1 * k0), a.dtype)
     p[:M, :K] = a
     return np.ascontiguousarray(p.reshape(m1, m0, k1, k0).transpose(0, 2, 1, 3))
+
+
+def pack_rhs(w: np.ndarray, n0: int, k0: int) -> np.ndarray:
+    """A KxN weight as mmt4d's right-hand side, [ceil(N/n0), ceil(K/k0), n0, k0]: mmt4d reads
+    its right-hand side transposed, so this is the left-hand-side tiling of the NxK transpose."""
+    return pack_lhs(w.T, n0, k0)
 
 
 def _zero(et):
@@ -179,44 +176,35 @@ def _fill_zero(v) -> bool:
         return False
 
 
-def _add(a, b):
-    """Elementwise a + b (same static shape) as a linalg.generic, which IREE fuses with the
-    unpack that produces `a`."""
-    t = ir.RankedTensorType(a.type)
-    rank = len(t.shape)
-    idm = ir.AffineMapAttr.get(ir.AffineMap.get_identity(rank))
+def _generic(inputs, in_maps, result_type, body):
+    """A parallel linalg.generic writing `result_type` (identity output map) from `inputs` read
+    through `in_maps`; `body(block arguments)` returns the value to yield."""
+    rank = len(result_type.shape)
+    et = result_type.element_type
+    maps = [ir.AffineMapAttr.get(m) for m in in_maps] + [ir.AffineMapAttr.get(ir.AffineMap.get_identity(rank))]
     its = ir.ArrayAttr.get([ir.Attribute.parse("#linalg.iterator_type<parallel>")] * rank)
-    g = ir.Operation.create("linalg.generic", results=[t],
-                            operands=[a, b, tensor.empty(list(t.shape), t.element_type)],
-                            attributes={"indexing_maps": ir.ArrayAttr.get([idm] * 3),
-                                        "iterator_types": its,
-                                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([2, 1])},
+    g = ir.Operation.create("linalg.generic", results=[result_type],
+                            operands=list(inputs) + [tensor.empty(list(result_type.shape), et)],
+                            attributes={"indexing_maps": ir.ArrayAttr.get(maps), "iterator_types": its,
+                                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([len(inputs), 1])},
                             regions=1)
-    et = t.element_type
-    blk = g.regions[0].blocks.append(et, et, et)
-    from iree.compiler.dialects import arith
+    blk = g.regions[0].blocks.append(*([ir.RankedTensorType(v.type).element_type for v in inputs] + [et]))
     with ir.InsertionPoint(blk):
-        linalg.YieldOp([arith.addf(blk.arguments[0], blk.arguments[1])])
+        linalg.YieldOp([body(blk.arguments)])
     return g.results[0]
+
+
+def _add(a, b):
+    """Elementwise a + b (same static shape), which IREE fuses with the unpack producing `a`."""
+    from iree.compiler.dialects import arith
+    t = ir.RankedTensorType(a.type)
+    idm = ir.AffineMap.get_identity(len(t.shape))
+    return _generic([a, b], [idm, idm], t, lambda args: arith.addf(args[0], args[1]))
 
 
 def _copy_generic(x, in_map, result_type):
-    """A linalg.generic writing `result_type` with out[d...] = x[in_map(d...)] (a gather)."""
-    rank = len(result_type.shape)
-    et = result_type.element_type
-    its = ir.ArrayAttr.get([ir.Attribute.parse("#linalg.iterator_type<parallel>")] * rank)
-    g = ir.Operation.create("linalg.generic", results=[result_type],
-                            operands=[x, tensor.empty(list(result_type.shape), et)],
-                            attributes={"indexing_maps": ir.ArrayAttr.get(
-                                [ir.AffineMapAttr.get(in_map),
-                                 ir.AffineMapAttr.get(ir.AffineMap.get_identity(rank))]),
-                                "iterator_types": its,
-                                "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1])},
-                            regions=1)
-    blk = g.regions[0].blocks.append(et, et)
-    with ir.InsertionPoint(blk):
-        linalg.YieldOp([blk.arguments[0]])
-    return g.results[0]
+    """out[d...] = x[in_map(d...)]: a gather (im2col)."""
+    return _generic([x], [in_map], result_type, lambda args: args[0])
 
 
 @register_pass
@@ -368,29 +356,44 @@ class PackMatmul(Pass):
         return out if init is None else _add(out, init)
 
     # -- convolution -----------------------------------------------------
-    def _conv(self, op) -> bool:
+    def _conv_parts(self, op, batch_one: bool = False):
+        """(input, filter as numpy, init, input/filter/output shapes, strides, dilations) of a
+        convolution with a constant filter and static shapes, else None."""
         x, wv, c = op.operands[0], op.operands[1], op.operands[2]
         sx, sw, so = static_shape(x), static_shape(wv), static_shape(c)
-        if sx is None or sw is None or so is None:
-            return False
+        if sx is None or sw is None or so is None or (batch_one and sx[0] != 1):
+            return None
         w = weight_value(wv)
         if w is None:
-            return False
-        strides = irutil.int_array(op.attributes["strides"])
-        dil = irutil.int_array(op.attributes["dilations"])
-        Nb, H, W, C = sx
-        KH, KW, _, F = sw
-        _, OH, OW, _ = so
-        M, K = Nb * OH * OW, KH * KW * C
-        if 2 * M * K * F < self.options.min_flops:
+            return None
+        return (x, w, c, sx, sw, so, irutil.int_array(op.attributes["strides"]),
+                irutil.int_array(op.attributes["dilations"]))
+
+    def _admit_conv(self, rows: int, K: int, F: int, cap: int) -> bool:
+        """The measured rule (module docstring): enough work, a long enough reduction, and at
+        most `cap` output pixels (0: any)."""
+        if 2 * rows * K * F < self.options.min_flops:
             self.bump("convolutions left (too small)")
             return False
         if K < self.options.min_reduction:
             self.bump("convolutions left (short reduction)")
             return False
-        cap = self.options.max_1x1_conv_rows if KH == KW == 1 else self.options.max_conv_rows
-        if cap and M > cap:
+        if cap and rows > cap:
             self.bump("convolutions left (many output pixels)")
+            return False
+        return True
+
+    def _conv(self, op) -> bool:
+        parts = self._conv_parts(op)
+        if parts is None:
+            return False
+        x, w, c, sx, sw, so, strides, dil = parts
+        Nb, H, W, C = sx
+        KH, KW, _, F = sw
+        _, OH, OW, _ = so
+        M, K = Nb * OH * OW, KH * KW * C
+        cap = self.options.max_1x1_conv_rows if KH == KW == 1 else self.options.max_conv_rows
+        if not self._admit_conv(M, K, F, cap):
             return False
         et = ir.RankedTensorType(x.type).element_type
         if KH == KW == 1:
@@ -403,8 +406,7 @@ class PackMatmul(Pass):
             lhs = self._im2col(x, KH, KW, strides, dil, [Nb, OH, OW, C], et)
         else:
             return False
-        acc = c if _fill_zero(c) else None
-        init = None if acc is not None else tensor.collapse_shape(
+        init = None if _fill_zero(c) else tensor.collapse_shape(
             ir.RankedTensorType.get([M, F], et), c, [[0, 1, 2], [3]])
         r = self._mmt4d(lhs, w.reshape(K, F), init, None, M, F, K)
         r = tensor.expand_shape(ir.RankedTensorType(c.type), r, [[0, 1, 2], [3]], [], so)
@@ -415,27 +417,15 @@ class PackMatmul(Pass):
     def _conv_nchw(self, op) -> bool:
         """An NCHW convolution as filter (F x C*KH*KW, packed at compile time) times patches:
         the result's tiles unpack straight into NCHW, so no layout conversion is needed."""
-        x, wv, c = op.operands[0], op.operands[1], op.operands[2]
-        sx, sw, so = static_shape(x), static_shape(wv), static_shape(c)
-        if sx is None or sw is None or so is None or sx[0] != 1:
+        parts = self._conv_parts(op, batch_one=True)
+        if parts is None:
             return False
-        w = weight_value(wv)
-        if w is None:
-            return False
-        strides = irutil.int_array(op.attributes["strides"])
-        dil = irutil.int_array(op.attributes["dilations"])
+        x, w, c, sx, sw, so, strides, dil = parts
         _, C, H, W = sx
         F, _, KH, KW = sw
         _, _, OH, OW = so
         P, K = OH * OW, C * KH * KW
-        if 2 * P * K * F < self.options.min_flops:
-            self.bump("convolutions left (too small)")
-            return False
-        if K < self.options.min_reduction:
-            self.bump("convolutions left (short reduction)")
-            return False
-        if self.options.max_nchw_conv_rows and P > self.options.max_nchw_conv_rows:
-            self.bump("convolutions left (many output pixels)")
+        if not self._admit_conv(P, K, F, self.options.max_nchw_conv_rows):
             return False
         et = ir.RankedTensorType(x.type).element_type
         if KH == KW == 1:
