@@ -71,10 +71,10 @@ def parse_tiles(text: str) -> tuple[int, int, int]:
     try:
         m0, n0, k0 = (int(x) for x in text.lower().split("x"))
     except ValueError:
-        raise TexflowError(f"texflow-pack-matmul: tiles must be 'auto' or MxNxK (e.g. 16x16x1), "
+        raise TexflowError(f"tiles must be 'auto' or MxNxK (e.g. 16x16x1), "
                            f"not '{text}'") from None
     if min(m0, n0, k0) < 1:
-        raise TexflowError(f"texflow-pack-matmul: tile sizes must be positive, not '{text}'")
+        raise TexflowError(f"tile sizes must be positive, not '{text}'")
     return m0, n0, k0
 
 

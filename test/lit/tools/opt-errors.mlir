@@ -8,6 +8,9 @@
 // RUN: not texflow-opt --pass-pipeline='builtin.module()' %inputs/bad.mlir 2>&1 | FileCheck %s --check-prefix=PARSE
 // PARSE: texflow-opt: error: cannot parse {{.*}}bad.mlir: {{.*}}
 // PARSE-NOT: Traceback
+// RUN: not texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16})' %s 2>&1 | FileCheck %s --check-prefix=TILES
+// TILES: texflow-opt: error: pipeline failed: texflow-pack-matmul: tiles must be 'auto' or MxNxK (e.g. 16x16x1), not '16x16'
+// TILES-NOT: Traceback
 
 // IREE passes and texflow passes mix in one pipeline.
 // RUN: texflow-opt --pass-pipeline='builtin.module(canonicalize,texflow-compose-transposes,cse)' %s | FileCheck %s
