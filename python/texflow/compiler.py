@@ -82,8 +82,8 @@ def default_layout_pipeline(target: str, select: bool = True, precision: str = "
     """The target's layout pipeline.  With `select`, texflow-select-layout chooses the
     convolution regions' layouts after elimination, with the target's cost model; with
     precision f16, texflow-demote-f16 runs first so that selection sees 2-byte elements.
-    With `pack` on llvm-cpu, texflow-pack-matmul then tiles constant-weight matmuls and
-    (NHWC) convolutions for mmt4d, with the weights packed at compile time."""
+    With `pack` on llvm-cpu, texflow-pack-matmul then tiles matmuls, attention and
+    convolutions for mmt4d, with the weights packed at compile time (docs/cpu.md)."""
     p = GPU_LAYOUT_PIPELINE if target.startswith("vulkan") else DEFAULT_LAYOUT_PIPELINE
     if select:
         opts = " ".join([f"target={target}"] + ([select_options] if select_options else []))
