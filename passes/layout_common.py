@@ -167,3 +167,25 @@ def reassociation(src: list[int], dst: list[int]) -> list[list[int]] | None:
         groups[-1].append(j)
         j += 1
     return groups
+
+
+def pack_op(src, init, dims: list[int], tiles: list[int], pad=None, outer_perm=None):
+    """`linalg.pack` of `src` into `init`'s shape: `dims` tiled by `tiles`, padded with `pad`
+    (a scalar value) where the tiles overhang, outer dimensions permuted by `outer_perm`."""
+    attrs = {"inner_dims_pos": ir.DenseI64ArrayAttr.get(dims),
+             "static_inner_tiles": ir.DenseI64ArrayAttr.get(tiles),
+             "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 1 if pad is not None else 0, 0])}
+    if outer_perm is not None:
+        attrs["outer_dims_perm"] = ir.DenseI64ArrayAttr.get(outer_perm)
+    ops = [src, init] + ([pad] if pad is not None else [])
+    return ir.Operation.create("linalg.pack", results=[init.type], operands=ops,
+                               attributes=attrs).results[0]
+
+
+def unpack_op(src, init, dims: list[int], tiles: list[int]):
+    """`linalg.unpack` of `src`'s `dims` tiles by `tiles` into `init`'s shape."""
+    return ir.Operation.create(
+        "linalg.unpack", results=[init.type], operands=[src, init],
+        attributes={"inner_dims_pos": ir.DenseI64ArrayAttr.get(dims),
+                    "static_inner_tiles": ir.DenseI64ArrayAttr.get(tiles),
+                    "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0])}).results[0]

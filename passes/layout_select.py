@@ -45,7 +45,7 @@ from texflow import irutil
 from texflow.dialects.layout import PHYSICAL_ATTR, PhysicalLayout
 from texflow.errors import TexflowError
 from texflow.streaming.stages import tensor_bytes
-from .layout_common import affine_maps, static_shape as _shape
+from .layout_common import affine_maps, pack_op, static_shape as _shape, unpack_op
 from .layout_lower import build_reshape
 from .layout_eliminate import constant_array, is_elementwise, make_constant, rebuild_generic, _reads_output
 from .registry import Pass, register_pass
@@ -111,15 +111,6 @@ def _node_of(v, nodes, index) -> int | None:
 def _activation_domain(shape: list[int], allowed) -> list[str]:
     """Layouts an elementwise op or a pad may take: NC4HW4 needs channels divisible by 4."""
     return [l for l in ("nchw", "nhwc", "nc4hw4") if l in allowed and (l != "nc4hw4" or shape[1] % 4 == 0)]
-
-
-def _pack_op(name: str, src, init):
-    """`linalg.pack` / `linalg.unpack` of the channel dimension by 4 (NCHW <-> NC4HW4)."""
-    return ir.Operation.create(
-        name, results=[init.type], operands=[src, init],
-        attributes={"inner_dims_pos": ir.DenseI64ArrayAttr.get([1]),
-                    "static_inner_tiles": ir.DenseI64ArrayAttr.get([4]),
-                    "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0])}).results[0]
 
 
 def _loc_name(op) -> str:
@@ -378,13 +369,13 @@ class SelectLayout(Pass):
                     ex = build_reshape(v, s, [n, c // 4, 4, h, w], et)
                     init = tensor.empty(ps, et)
                     return irutil.result_value(linalg.transpose(ex, outs=[init], permutation=[0, 1, 3, 4, 2]))
-                return _pack_op("linalg.pack", v, tensor.empty(ps, et))
+                return pack_op(v, tensor.empty(ps, et), [1], [4])  # channels by 4
             n, c0, h, w, c1 = s
             if not self._use_pack:
                 init = tensor.empty([n, c0, c1, h, w], et)
                 t = irutil.result_value(linalg.transpose(v, outs=[init], permutation=[0, 1, 4, 2, 3]))
                 return build_reshape(t, [n, c0, c1, h, w], [n, c0 * c1, h, w], et)
-            return _pack_op("linalg.unpack", v, tensor.empty([n, c0 * c1, h, w], et))
+            return unpack_op(v, tensor.empty([n, c0 * c1, h, w], et), [1], [4])
 
         def get(v, layout: str, at):
             """`v` (an old NCHW value) in `layout`, inserted before `at` when new."""

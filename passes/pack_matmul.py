@@ -39,12 +39,12 @@ import math
 
 import numpy as np
 from iree.compiler import ir
-from iree.compiler.dialects import linalg, tensor
+from iree.compiler.dialects import arith, linalg, tensor
 
 from texflow import irutil
 from texflow.constdata import constant_data
 from texflow.errors import TexflowError
-from .layout_common import affine_maps, is_copy_body, inputs_of, map_dims, static_shape
+from .layout_common import affine_maps, is_copy_body, inputs_of, map_dims, pack_op, static_shape, unpack_op
 from .layout_eliminate import make_constant
 from .registry import Pass, register_pass
 
@@ -123,25 +123,6 @@ def weight_value(v, limit: int = 1 << 28):
 
 # -- building ----------------------------------------------------------------
 
-def _pack(src, init, dims: list[int], tiles: list[int], pad=None, outer_perm=None):
-    attrs = {"inner_dims_pos": ir.DenseI64ArrayAttr.get(dims),
-             "static_inner_tiles": ir.DenseI64ArrayAttr.get(tiles),
-             "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 1 if pad is not None else 0, 0])}
-    if outer_perm is not None:
-        attrs["outer_dims_perm"] = ir.DenseI64ArrayAttr.get(outer_perm)
-    ops = [src, init] + ([pad] if pad is not None else [])
-    return ir.Operation.create("linalg.pack", results=[init.type], operands=ops,
-                               attributes=attrs).results[0]
-
-
-def _unpack(src, init, dims: list[int], tiles: list[int]):
-    return ir.Operation.create(
-        "linalg.unpack", results=[init.type], operands=[src, init],
-        attributes={"inner_dims_pos": ir.DenseI64ArrayAttr.get(dims),
-                    "static_inner_tiles": ir.DenseI64ArrayAttr.get(tiles),
-                    "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0])}).results[0]
-
-
 def pack_lhs(a: np.ndarray, m0: int, k0: int) -> np.ndarray:
     """An MxK constant as mmt4d's left-hand side: [ceil(M/m0), ceil(K/k0), m0, k0], zero padded."""
     M, K = a.shape
@@ -158,7 +139,6 @@ def pack_rhs(w: np.ndarray, n0: int, k0: int) -> np.ndarray:
 
 
 def _zero(et):
-    from iree.compiler.dialects import arith
     return arith.constant(et, 0.0)
 
 
@@ -174,6 +154,15 @@ def _fill_zero(v) -> bool:
         return float(ir.FloatAttr(c.attributes["value"]).value) == 0.0
     except (ValueError, TypeError):
         return False
+
+
+def _subsample(x, shape: list[int], strides: list[int]):
+    """The strided view of `x` a strided 1x1 convolution reads (x itself for unit strides)."""
+    if all(st == 1 for st in strides):
+        return x
+    et = ir.RankedTensorType(x.type).element_type
+    return tensor.extract_slice(ir.RankedTensorType.get(shape, et), x, [], [], [],
+                                [0] * len(shape), shape, strides)
 
 
 def _generic(inputs, in_maps, result_type, body):
@@ -196,7 +185,6 @@ def _generic(inputs, in_maps, result_type, body):
 
 def _add(a, b):
     """Elementwise a + b (same static shape), which IREE fuses with the unpack producing `a`."""
-    from iree.compiler.dialects import arith
     t = ir.RankedTensorType(a.type)
     idm = ir.AffineMap.get_identity(len(t.shape))
     return _generic([a, b], [idm, idm], t, lambda args: arith.addf(args[0], args[1]))
@@ -329,14 +317,14 @@ class PackMatmul(Pass):
             ap = pack_lhs(lhs, m0, k0)
             lhs_p = make_constant(ap, ir.RankedTensorType.get(list(ap.shape), et))
         else:
-            lhs_p = _pack(lhs, tensor.empty(lead + [m1, k1, m0, k0], et), [o, o + 1], [m0, k0], pad=zero)
+            lhs_p = pack_op(lhs, tensor.empty(lead + [m1, k1, m0, k0], et), [o, o + 1], [m0, k0], pad=zero)
         if isinstance(rhs, np.ndarray):
             wp = pack_rhs(rhs, n0, k0)
             rhs_p = make_constant(wp, ir.RankedTensorType.get(list(wp.shape), et))
         elif rhs_nk:
-            rhs_p = _pack(rhs, tensor.empty(lead + [n1, k1, n0, k0], et), [o, o + 1], [n0, k0], pad=zero)
+            rhs_p = pack_op(rhs, tensor.empty(lead + [n1, k1, n0, k0], et), [o, o + 1], [n0, k0], pad=zero)
         else:  # [B,] K x N -> [B,] N1 x K1 x n0 x k0
-            rhs_p = _pack(rhs, tensor.empty(lead + [n1, k1, n0, k0], et), [o + 1, o], [n0, k0], pad=zero,
+            rhs_p = pack_op(rhs, tensor.empty(lead + [n1, k1, n0, k0], et), [o + 1, o], [n0, k0], pad=zero,
                           outer_perm=list(range(o)) + [o + 1, o])
         # Always accumulate from zero and add a non-zero init after unpacking: an init is
         # usually the bias broadcast to the output's shape (how convolutions with a bias are
@@ -344,15 +332,8 @@ class PackMatmul(Pass):
         # into an output-sized constant (ResNet-50: 29 MB more constants).
         acc_t = lead + [m1, n1, m0, n0]
         acc = linalg.fill(zero, outs=[tensor.empty(acc_t, et)])
-        r = ir.Operation.create("linalg.mmt4d" if B is None else "linalg.batch_mmt4d",
-                                results=[acc.type], operands=[lhs_p, rhs_p, acc],
-                                attributes={"operandSegmentSizes": ir.DenseI32ArrayAttr.get([2, 1])},
-                                regions=1)
-        blk = r.regions[0].blocks.append(et, et, et)
-        from iree.compiler.dialects import arith
-        with ir.InsertionPoint(blk):
-            linalg.YieldOp([arith.addf(blk.arguments[2], arith.mulf(blk.arguments[0], blk.arguments[1]))])
-        out = _unpack(r.results[0], tensor.empty(lead + [M, N], et), [o, o + 1], [m0, n0])
+        r = (linalg.mmt4d if B is None else linalg.batch_mmt4d)(lhs_p, rhs_p, outs=[acc])
+        out = unpack_op(irutil.result_value(r), tensor.empty(lead + [M, N], et), [o, o + 1], [m0, n0])
         return out if init is None else _add(out, init)
 
     # -- convolution -----------------------------------------------------
@@ -397,10 +378,7 @@ class PackMatmul(Pass):
             return False
         et = ir.RankedTensorType(x.type).element_type
         if KH == KW == 1:
-            v = x
-            if strides != [1, 1]:
-                v = tensor.extract_slice(ir.RankedTensorType.get([Nb, OH, OW, C], et), v, [], [], [],
-                                         [0, 0, 0, 0], [Nb, OH, OW, C], [1, strides[0], strides[1], 1])
+            v = _subsample(x, [Nb, OH, OW, C], [1, strides[0], strides[1], 1])
             lhs = tensor.collapse_shape(ir.RankedTensorType.get([M, C], et), v, [[0, 1, 2], [3]])
         elif self.options.im2col:
             lhs = self._im2col(x, KH, KW, strides, dil, [Nb, OH, OW, C], et)
@@ -429,10 +407,7 @@ class PackMatmul(Pass):
             return False
         et = ir.RankedTensorType(x.type).element_type
         if KH == KW == 1:
-            v = x
-            if strides != [1, 1]:
-                v = tensor.extract_slice(ir.RankedTensorType.get([1, C, OH, OW], et), v, [], [], [],
-                                         [0, 0, 0, 0], [1, C, OH, OW], [1, 1, strides[0], strides[1]])
+            v = _subsample(x, [1, C, OH, OW], [1, 1, strides[0], strides[1]])
             rhs, nk = tensor.collapse_shape(ir.RankedTensorType.get([C, P], et), v, [[0, 1], [2, 3]]), False
         elif self.options.im2col:
             rhs, nk = self._im2col_nchw(x, KH, KW, strides, dil, [C, OH, OW], et), True

@@ -45,13 +45,13 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     from texflow.bench.models import build
-    from texflow.compiler import CompileOptions, Compiler
+    from texflow.compiler import PACK_IREE_FLAGS, CompileOptions, Compiler
     from texflow.targets import get_target
     m = build(args.model)
     flags = list(get_target("llvm-cpu").flags)
     with tempfile.TemporaryDirectory() as d:
         opts = dict(target="llvm-cpu", layout=not args.plain)
-        extra = [] if args.plain else ["--iree-llvmcpu-enable-ukernels=mmt4d"]
+        extra = [] if args.plain else list(PACK_IREE_FLAGS)  # what texflow gives IREE
         Compiler(CompileOptions(**opts, iree_flags=[f"--iree-hal-dump-executable-benchmarks-to={d}"])) \
             .compile_file(str(m.onnx_path))
         flow = Compiler(CompileOptions(**opts, compile_to="flow")).compile_file(str(m.onnx_path)).mlir
