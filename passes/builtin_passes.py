@@ -15,3 +15,4 @@ from . import wstream_split  # noqa: F401
 from . import layout_select  # noqa: F401
 from . import demote_f16  # noqa: F401
 from . import pack_matmul  # noqa: F401
+from . import softmax  # noqa: F401

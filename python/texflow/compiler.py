@@ -95,7 +95,8 @@ def default_layout_pipeline(target: str, select: bool = True, precision: str = "
         p = p.replace("texflow-lower-layout,", f"texflow-select-layout{{{opts}}},texflow-raise-layout,"
                                                f"{elim},texflow-lower-layout,")
     if pack and target == "llvm-cpu":
-        p = p.replace("texflow-lower-layout,", "texflow-lower-layout,texflow-pack-matmul,")
+        p = p.replace("texflow-lower-layout,", "texflow-lower-layout,texflow-fuse-attention,"
+                                               "texflow-rewrite-softmax,texflow-pack-matmul,")
     if precision == "f16":
         p = "texflow-demote-f16," + p
     return p
