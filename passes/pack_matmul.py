@@ -222,6 +222,11 @@ class PackMatmul(Pass):
         min_dynamic_reduction: int = dataclasses.field(default=32, metadata={
             "help": "with dynamic: leave run-time matmuls with a shorter reduction alone (SD-UNet's "
                     "8-wide attention heads: packing both sides cost more than it saved)"})
+        max_result_bytes: int = dataclasses.field(default=1 << 20, metadata={
+            "help": "write a constant-weight matmul's result in column chunks of at most this "
+                    "many packed bytes (an LM head's logits would otherwise exist packed and "
+                    "unpacked at once; not convolutions, whose chunks would re-read the "
+                    "activations); 0: one piece"})
         im2col: bool = dataclasses.field(default=True, metadata={
             "help": "with convs: KxK convolutions through an im2col matrix (else only 1x1)"})
 
@@ -279,7 +284,7 @@ class PackMatmul(Pass):
                 ir.RankedTensorType.get([M, K], et), a, [[0, 1], [2]])
             if init is not None and batch:
                 init = tensor.collapse_shape(ir.RankedTensorType.get([M, N], et), init, [[0, 1], [2]])
-            r = self._mmt4d(lhs, w, init, None, M, N, K)
+            r = self._mmt4d(lhs, w, init, None, M, N, K, chunk=True)
             if batch:
                 r = tensor.expand_shape(ir.RankedTensorType(c.type), r, [[0, 1], [2]], [], [1, M, N])
             self.bump("matmuls packed (weights at compile time)")
@@ -301,10 +306,12 @@ class PackMatmul(Pass):
         op.results[0].replace_all_uses_with(r)
         return True
 
-    def _mmt4d(self, lhs, rhs, init, B: int | None, M: int, N: int, K: int, rhs_nk: bool = False):
+    def _mmt4d(self, lhs, rhs, init, B: int | None, M: int, N: int, K: int, rhs_nk: bool = False,
+               chunk: bool = False):
         """(batch_)mmt4d(pack(lhs), pack(rhs)) unpacked to [B,] M x N.  `rhs` is a numpy KxN
         weight (packed here, at compile time) or a value ([B,] KxN, or NxK with `rhs_nk`)
-        packed at run time; `init` the accumulator (None: zero)."""
+        packed at run time; `init` the accumulator (None: zero).  With `chunk`, a large result
+        is written in column chunks (`_mmt4d_by_columns`)."""
         et = (ir.RankedTensorType(rhs.type) if isinstance(lhs, np.ndarray)
               else ir.RankedTensorType(lhs.type)).element_type
         m0 = min(self.m0, 1 << max(0, (M - 1).bit_length()))  # narrow tiles for few rows
@@ -319,6 +326,9 @@ class PackMatmul(Pass):
         else:
             lhs_p = pack_op(lhs, tensor.empty(lead + [m1, k1, m0, k0], et), [o, o + 1], [m0, k0], pad=zero)
         if isinstance(rhs, np.ndarray):
+            cols = self._chunk_columns(m1 * m0, N, n0, et) if chunk and B is None else N
+            if cols < N:
+                return self._mmt4d_by_columns(lhs_p, rhs, init, M, N, cols, m0, et)
             wp = pack_rhs(rhs, n0, k0)
             rhs_p = make_constant(wp, ir.RankedTensorType.get(list(wp.shape), et))
         elif rhs_nk:
@@ -334,6 +344,38 @@ class PackMatmul(Pass):
         acc = linalg.fill(zero, outs=[tensor.empty(acc_t, et)])
         r = (linalg.mmt4d if B is None else linalg.batch_mmt4d)(lhs_p, rhs_p, outs=[acc])
         out = unpack_op(irutil.result_value(r), tensor.empty(lead + [M, N], et), [o, o + 1], [m0, n0])
+        return out if init is None else _add(out, init)
+
+    def _chunk_columns(self, rows: int, N: int, n0: int, et) -> int:
+        """Columns per chunk so that a packed result chunk (rows x cols) stays within
+        `max-result-bytes` (N: one chunk)."""
+        limit = self.options.max_result_bytes
+        nbytes = max(1, ir.RankedTensorType.get([1], et).element_type.width // 8)
+        if not limit or rows * N * nbytes <= limit:
+            return N
+        return max(n0, limit // (rows * nbytes) // n0 * n0)
+
+    def _mmt4d_by_columns(self, lhs_p, w: np.ndarray, init, M: int, N: int, cols: int, m0: int, et):
+        """mmt4d with a constant K x N weight, a chunk of `cols` columns at a time, each chunk
+        unpacked into its columns of the result.  Why: the packed result exists beside the
+        unpacked one until the unpack, and for an LM head's logits (GPT-2: 128 x 50257) that
+        was 5% of the model's peak memory; chunks bound it by `max-result-bytes`.  The weight
+        is split at compile time, so no weight bytes are added.  The cost: IREE unpacks each
+        chunk to a temporary and copies it into the result's columns (LLaMA-4L: about 5-8%
+        slower on one thread); see docs/cpu.md."""
+        n0, k0 = self.n0, self.k0
+        zero = _zero(et)
+        m1 = ir.RankedTensorType(lhs_p.type).shape[0]
+        out = tensor.empty([M, N], et)
+        for c0 in range(0, N, cols):
+            cw = min(cols, N - c0)
+            wp = pack_rhs(w[:, c0:c0 + cw], n0, k0)
+            rhs_p = make_constant(wp, ir.RankedTensorType.get(list(wp.shape), et))
+            acc = linalg.fill(zero, outs=[tensor.empty([m1, wp.shape[0], m0, n0], et)])
+            r = linalg.mmt4d(lhs_p, rhs_p, outs=[acc])
+            part = unpack_op(irutil.result_value(r), tensor.empty([M, cw], et), [0, 1], [m0, n0])
+            out = tensor.insert_slice(part, out, [], [], [], [0, c0], [M, cw], [1, 1])
+        self.bump("matmul results written in column chunks", -(-N // cols))
         return out if init is None else _add(out, init)
 
     # -- convolution -----------------------------------------------------

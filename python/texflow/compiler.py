@@ -82,8 +82,10 @@ def default_layout_pipeline(target: str, select: bool = True, precision: str = "
     """The target's layout pipeline.  With `select`, texflow-select-layout chooses the
     convolution regions' layouts after elimination, with the target's cost model; with
     precision f16, texflow-demote-f16 runs first so that selection sees 2-byte elements.
-    With `pack` on llvm-cpu, texflow-pack-matmul then tiles matmuls, attention and
-    convolutions for mmt4d, with the weights packed at compile time (docs/cpu.md)."""
+    With `pack` on llvm-cpu, texflow-fuse-attention and texflow-rewrite-softmax then put
+    attention and softmax in the forms IREE's CPU code runs fastest, and texflow-pack-matmul
+    tiles matmuls, attention and convolutions for mmt4d, with the weights packed at compile
+    time (docs/cpu.md)."""
     p = GPU_LAYOUT_PIPELINE if target.startswith("vulkan") else DEFAULT_LAYOUT_PIPELINE
     if select:
         opts = " ".join([f"target={target}"] + ([select_options] if select_options else []))
@@ -115,7 +117,7 @@ class CompileOptions:
     layout_pipeline: str | None = None  # None: the target's default (default_layout_pipeline)
     select_layout: bool = True  # in the default pipeline: texflow-select-layout after elimination
     select_options: str = ""  # extra texflow-select-layout options, e.g. "force=nc4hw4"
-    pack_matmul: bool = True  # in the default llvm-cpu pipeline: texflow-pack-matmul (mmt4d)
+    pack_matmul: bool = True  # llvm-cpu: texflow-fuse-attention, -rewrite-softmax, -pack-matmul
     precision: str = "f32"  # "f16": compute in half precision (texflow-demote-f16), f32 interface
     compile_from: str = "start"  # "start" or "input" (input: IR is already at IREE input level)
     compile_to: str = "end"  # an IREE phase or a texflow phase name

@@ -36,7 +36,8 @@ def build_parser():
     p.add_argument("--no-select-layout", action="store_true",
                    help="elimination only: keep the convolutions' layouts (no texflow-select-layout)")
     p.add_argument("--no-pack-matmul", action="store_true",
-                   help="llvm-cpu: keep matmuls and convolutions as they are (no texflow-pack-matmul)")
+                   help="llvm-cpu: keep matmuls, convolutions, softmax and attention in IREE's forms "
+                        "(no texflow-pack-matmul, -fuse-attention or -rewrite-softmax)")
     p.add_argument("--select-layout", default="", metavar="OPTIONS",
                    help="texflow-select-layout options, e.g. 'force=nc4hw4' or 'solver=greedy layouts=nchw,nhwc'")
     p.add_argument("--layout-report", default=None, metavar="FILE",

@@ -4,6 +4,7 @@
 
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0})' %s | FileCheck %s
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1})' %s | FileCheck %s --check-prefix=SMALL
+// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0 max-result-bytes=8192})' --texflow-statistics %s 2>&1 | FileCheck %s --check-prefix=CHUNK
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=8x8x1 min-flops=0 min-reduction=0 max-conv-rows=0})' %s | FileCheck %s --check-prefix=AVX2
 
 // A 20x24 by 24x40 matmul: rows padded to two tiles of 16, the 40 columns to three of 16 (the
@@ -108,4 +109,29 @@ func.func @bias_init(%a: tensor<20x24xf32>, %bias: tensor<40xf32>) -> tensor<20x
   } -> tensor<20x40xf32>
   %r = linalg.matmul ins(%a, %w : tensor<20x24xf32>, tensor<24x40xf32>) outs(%b : tensor<20x40xf32>) -> tensor<20x40xf32>
   return %r : tensor<20x40xf32>
+}
+
+// A result larger than max-result-bytes (here 64x96 floats = 24 KiB > 8 KiB) is written in
+// column chunks: the weight is split at compile time, each chunk's tiles are unpacked into
+// their columns, so the packed and unpacked results never exist whole at once.
+// CHUNK: texflow-pack-matmul: 3 matmul results written in column chunks
+// CHUNK-LABEL: func.func @logits
+// CHUNK: %[[A:.*]] = linalg.pack %arg0 {{.*}} -> tensor<4x16x16x1xf32>
+// CHUNK: %[[E:.*]] = tensor.empty() : tensor<64x96xf32>
+// CHUNK: %[[W0:.*]] = arith.constant dense<{{.*}}> : tensor<2x16x16x1xf32>
+// CHUNK: %[[R0:.*]] = linalg.mmt4d ins(%[[A]], %[[W0]] : {{.*}}) outs(%{{.*}} : tensor<4x2x16x16xf32>)
+// CHUNK: %[[U0:.*]] = linalg.unpack %[[R0]] {{.*}} -> tensor<64x32xf32>
+// CHUNK: %[[I0:.*]] = tensor.insert_slice %[[U0]] into %[[E]][0, 0] [64, 32] [1, 1]
+// CHUNK: linalg.mmt4d
+// CHUNK: %[[I1:.*]] = tensor.insert_slice %{{.*}} into %[[I0]][0, 32] [64, 32] [1, 1]
+// CHUNK: linalg.mmt4d
+// CHUNK: %[[I2:.*]] = tensor.insert_slice %{{.*}} into %[[I1]][0, 64] [64, 32] [1, 1]
+// CHUNK: return %[[I2]]
+func.func @logits(%a: tensor<64x16xf32>) -> tensor<64x96xf32> {
+  %w = arith.constant dense<0.25> : tensor<16x96xf32>
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<64x96xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<64x96xf32>) -> tensor<64x96xf32>
+  %r = linalg.matmul ins(%a, %w : tensor<64x16xf32>, tensor<16x96xf32>) outs(%f : tensor<64x96xf32>) -> tensor<64x96xf32>
+  return %r : tensor<64x96xf32>
 }
