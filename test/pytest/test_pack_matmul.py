@@ -118,3 +118,18 @@ def test_no_pack_matmul_option(tmp_path):
     assert "texflow-pack-matmul" not in res.statistics
     res = _compile(onnx_models.dense_mlp(S=64, D=128, F=256), tmp_path)
     assert res.statistics["texflow-pack-matmul"]["matmuls packed (weights at compile time)"] == 2
+
+
+def test_large_results_are_written_in_column_chunks(tmp_path):
+    """A result above max-result-bytes is computed chunk by chunk of columns (each with its
+    slice of the weight, packed at compile time) and gives the same numbers."""
+    model = onnx_models.dense_mlp(S=20, D=48, F=100)  # results 20x100 and 20x48 (padded to 32 rows)
+    inputs = onnx_models.random_inputs(model)
+    pipeline = default_layout_pipeline("llvm-cpu", pack=False).replace(
+        "texflow-lower-layout,", "texflow-lower-layout,texflow-pack-matmul{min-flops=0 max-result-bytes=4096},")
+    res = _compile(model, tmp_path, pipeline=pipeline)
+    stats = res.statistics["texflow-pack-matmul"]
+    # 32 padded rows x 4 bytes: 32 columns per chunk -> 100 columns in 4 chunks, 48 in 2
+    assert stats["matmul results written in column chunks"] == 6, stats
+    out = Module(res.vmfb, driver="local-task")(*inputs)
+    np.testing.assert_allclose(out[0], onnx_models.ort_reference(model, inputs)[0], rtol=1e-4, atol=1e-4)
