@@ -29,7 +29,6 @@ elimination folded into those contractions stay folded (SmartMem's index-map fol
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from iree.compiler import ir
 from iree.compiler.dialects import arith, linalg, tensor
@@ -529,7 +528,8 @@ class FuseAttention(Pass):
         pos1 = {l: i for i, l in enumerate(order) if l != "n"}
         pos2 = {l2: pos1[l1] for l2, l1 in c2_to_c1.items() if l1 in pos1}
         pos2[ns[0]] = order.index("n")
-        if any(l is not None and l not in pos2 for l in d2[2] + dv):
+        if any(l is not None and l not in pos2 for l in d2[2] + dv) or \
+                any(l is not None and l not in pos1 for l in dq + dk):
             return False
         with c2.location, ir.InsertionPoint(c2):
             got = [_drop_unit_results(val, dims) for val, dims in ((q, dq), (k, dk), (v, dv))]

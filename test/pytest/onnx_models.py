@@ -63,8 +63,9 @@ def transpose_reshape_chain(seed=0, A=3, S=8, B=8, N=5):
                   [shape, _w(rng, "w", S, N)], "transpose_reshape_chain")
 
 
-def attention(seed=0, S=16, D=32, H=4):
-    """Multi-head self-attention as PyTorch exports it (head split/merge transposes)."""
+def attention(seed=0, S=16, D=32, H=4, causal=False):
+    """Multi-head self-attention as PyTorch exports it (head split/merge transposes); with
+    `causal`, a decoder's additive mask (-1e9 above the diagonal) before the softmax."""
     rng = np.random.default_rng(seed)
     Dh = D // H
     inits = [_w(rng, n, D, D, scale=D ** -0.5) for n in ("wq", "wk", "wv", "wo")]
@@ -79,11 +80,14 @@ def attention(seed=0, S=16, D=32, H=4):
                                    perm=[0, 2, 3, 1] if n == "k" else [0, 2, 1, 3])]
     nodes += [helper.make_node("MatMul", ["q2", "k2"], ["s0"]),
               helper.make_node("Mul", ["s0", "scale"], ["s1"]),
-              helper.make_node("Softmax", ["s1"], ["p"], axis=-1),
+              *([helper.make_node("Add", ["s1", "mask"], ["s2"])] if causal else []),
+              helper.make_node("Softmax", ["s2" if causal else "s1"], ["p"], axis=-1),
               helper.make_node("MatMul", ["p", "v2"], ["o0"]),
               helper.make_node("Transpose", ["o0"], ["o1"], perm=[0, 2, 1, 3]),
               helper.make_node("Reshape", ["o1", "merge"], ["o2"]),
               helper.make_node("MatMul", ["o2", "wo"], ["y"])]
+    if causal:
+        inits.append(numpy_helper.from_array(np.triu(np.full((S, S), -1e9, np.float32), 1), "mask"))
     return _model(nodes, [vi("x", [1, S, D])], [vi("y", [1, S, D])], inits, "attention")
 
 

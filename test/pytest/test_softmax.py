@@ -4,7 +4,8 @@
   iree_linalg_ext.attention and computes what ONNX Runtime does, for several sequence lengths
   (not multiples of any tile) and head widths; the statistics show the fusion happened.
 - Wider heads keep separate ops, with the softmax rewritten into three generics.
-- A softmax that is not between two contractions is rewritten, not fused.
+- A softmax that is not between two contractions (or behind a decoder's mask) is rewritten, not
+  fused.
 - --no-pack-matmul (IREE's own CPU forms) leaves both passes out.
 """
 
@@ -38,6 +39,14 @@ def test_narrow_head_attention_is_fused(S, D, H, tmp_path):
 def test_wide_heads_keep_separate_ops_with_the_softmax_rewritten(tmp_path):
     stats = _run(onnx_models.attention(S=10, D=64, H=2), tmp_path)  # 32-wide heads
     assert stats["texflow-fuse-attention"] == {"attentions left (heads wider than max-head-dim)": 1}
+    assert stats["texflow-rewrite-softmax"] == {"softmaxes rewritten": 1}
+
+
+def test_masked_attention_keeps_separate_ops_with_the_softmax_rewritten(tmp_path):
+    """A decoder's additive mask sits between Q.K^T and the softmax: not the fused pattern
+    (the attention op here takes no mask), but its softmax is still rewritten."""
+    stats = _run(onnx_models.attention(S=12, D=24, H=3, causal=True), tmp_path)
+    assert "texflow-fuse-attention" not in stats
     assert stats["texflow-rewrite-softmax"] == {"softmaxes rewritten": 1}
 
 
