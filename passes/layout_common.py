@@ -6,6 +6,7 @@ from __future__ import annotations
 from math import prod
 
 from iree.compiler import ir
+from iree.compiler.dialects import linalg
 
 from texflow import irutil
 
@@ -189,3 +190,35 @@ def unpack_op(src, init, dims: list[int], tiles: list[int]):
         attributes={"inner_dims_pos": ir.DenseI64ArrayAttr.get(dims),
                     "static_inner_tiles": ir.DenseI64ArrayAttr.get(tiles),
                     "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1, 0, 0])}).results[0]
+
+
+def fill_value(v) -> float | None:
+    """The float constant `v` is a `linalg.fill` of, else None."""
+    op = irutil.producer(v)
+    if op is None or op.name != "linalg.fill":
+        return None
+    c = irutil.producer(op.operands[0])
+    if c is None or c.name != "arith.constant":
+        return None
+    try:
+        return float(ir.FloatAttr(c.attributes["value"]).value)
+    except (ValueError, TypeError):
+        return None
+
+
+def build_generic(inputs, in_maps, init, out_map, iterators, body):
+    """A new linalg.generic over `inputs` (read through `in_maps`) into `init` (written through
+    `out_map`, loops `iterators`: "parallel" / "reduction"); `body(block arguments)` builds the
+    value to yield."""
+    rt = init.type
+    its = ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{t}>") for t in iterators])
+    maps = ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in list(in_maps) + [out_map]])
+    g = ir.Operation.create("linalg.generic", results=[rt], operands=list(inputs) + [init],
+                            attributes={"indexing_maps": maps, "iterator_types": its,
+                                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([len(inputs), 1])},
+                            regions=1)
+    blk = g.regions[0].blocks.append(*([ir.RankedTensorType(v.type).element_type for v in inputs]
+                                       + [ir.RankedTensorType(rt).element_type]))
+    with ir.InsertionPoint(blk):
+        linalg.YieldOp([body(blk.arguments)])
+    return g.results[0]

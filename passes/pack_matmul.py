@@ -44,7 +44,8 @@ from iree.compiler.dialects import arith, linalg, tensor
 from texflow import irutil
 from texflow.constdata import constant_data
 from texflow.errors import TexflowError
-from .layout_common import affine_maps, is_copy_body, inputs_of, map_dims, pack_op, static_shape, unpack_op
+from .layout_common import (affine_maps, build_generic, fill_value, is_copy_body, inputs_of, map_dims,
+                            pack_op, static_shape, unpack_op)
 from .layout_eliminate import make_constant
 from .registry import Pass, register_pass
 
@@ -144,16 +145,7 @@ def _zero(et):
 
 def _fill_zero(v) -> bool:
     """Whether `v` is a `linalg.fill` of 0 (a matmul that starts from zero)."""
-    op = irutil.producer(v)
-    if op is None or op.name != "linalg.fill":
-        return False
-    c = irutil.producer(op.operands[0])
-    if c is None or c.name != "arith.constant":
-        return False
-    try:
-        return float(ir.FloatAttr(c.attributes["value"]).value) == 0.0
-    except (ValueError, TypeError):
-        return False
+    return fill_value(v) == 0.0
 
 
 def _subsample(x, shape: list[int], strides: list[int]):
@@ -169,18 +161,8 @@ def _generic(inputs, in_maps, result_type, body):
     """A parallel linalg.generic writing `result_type` (identity output map) from `inputs` read
     through `in_maps`; `body(block arguments)` returns the value to yield."""
     rank = len(result_type.shape)
-    et = result_type.element_type
-    maps = [ir.AffineMapAttr.get(m) for m in in_maps] + [ir.AffineMapAttr.get(ir.AffineMap.get_identity(rank))]
-    its = ir.ArrayAttr.get([ir.Attribute.parse("#linalg.iterator_type<parallel>")] * rank)
-    g = ir.Operation.create("linalg.generic", results=[result_type],
-                            operands=list(inputs) + [tensor.empty(list(result_type.shape), et)],
-                            attributes={"indexing_maps": ir.ArrayAttr.get(maps), "iterator_types": its,
-                                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([len(inputs), 1])},
-                            regions=1)
-    blk = g.regions[0].blocks.append(*([ir.RankedTensorType(v.type).element_type for v in inputs] + [et]))
-    with ir.InsertionPoint(blk):
-        linalg.YieldOp([body(blk.arguments)])
-    return g.results[0]
+    return build_generic(inputs, in_maps, tensor.empty(list(result_type.shape), result_type.element_type),
+                         ir.AffineMap.get_identity(rank), ["parallel"] * rank, body)
 
 
 def _add(a, b):
@@ -193,6 +175,15 @@ def _add(a, b):
 def _copy_generic(x, in_map, result_type):
     """out[d...] = x[in_map(d...)]: a gather (im2col)."""
     return _generic([x], [in_map], result_type, lambda args: args[0])
+
+
+def _multiply_unpack(lhs_p, rhs_p, lead: list[int], M: int, N: int, m0: int, n0: int, zero):
+    """(batch_)mmt4d of packed operands, from a `zero` accumulator, unpacked to [B,] M x N."""
+    o, et = len(lead), zero.type
+    lt, rt = ir.RankedTensorType(lhs_p.type).shape, ir.RankedTensorType(rhs_p.type).shape
+    acc = linalg.fill(zero, outs=[tensor.empty(lead + [lt[o], rt[o], m0, n0], et)])
+    r = (linalg.batch_mmt4d if lead else linalg.mmt4d)(lhs_p, rhs_p, outs=[acc])
+    return unpack_op(irutil.result_value(r), tensor.empty(lead + [M, N], et), [o, o + 1], [m0, n0])
 
 
 @register_pass
@@ -340,17 +331,14 @@ class PackMatmul(Pass):
         # usually the bias broadcast to the output's shape (how convolutions with a bias are
         # imported), and packing it would be a constant expression IREE hoists and evaluates
         # into an output-sized constant (ResNet-50: 29 MB more constants).
-        acc_t = lead + [m1, n1, m0, n0]
-        acc = linalg.fill(zero, outs=[tensor.empty(acc_t, et)])
-        r = (linalg.mmt4d if B is None else linalg.batch_mmt4d)(lhs_p, rhs_p, outs=[acc])
-        out = unpack_op(irutil.result_value(r), tensor.empty(lead + [M, N], et), [o, o + 1], [m0, n0])
+        out = _multiply_unpack(lhs_p, rhs_p, lead, M, N, m0, n0, zero)
         return out if init is None else _add(out, init)
 
     def _chunk_columns(self, rows: int, N: int, n0: int, et) -> int:
         """Columns per chunk so that a packed result chunk (rows x cols) stays within
         `max-result-bytes` (N: one chunk)."""
         limit = self.options.max_result_bytes
-        nbytes = max(1, ir.RankedTensorType.get([1], et).element_type.width // 8)
+        nbytes = max(1, ir.FloatType(et).width // 8)
         if not limit or rows * N * nbytes <= limit:
             return N
         return max(n0, limit // (rows * nbytes) // n0 * n0)
@@ -365,15 +353,12 @@ class PackMatmul(Pass):
         slower on one thread); see docs/cpu.md."""
         n0, k0 = self.n0, self.k0
         zero = _zero(et)
-        m1 = ir.RankedTensorType(lhs_p.type).shape[0]
         out = tensor.empty([M, N], et)
         for c0 in range(0, N, cols):
             cw = min(cols, N - c0)
             wp = pack_rhs(w[:, c0:c0 + cw], n0, k0)
             rhs_p = make_constant(wp, ir.RankedTensorType.get(list(wp.shape), et))
-            acc = linalg.fill(zero, outs=[tensor.empty([m1, wp.shape[0], m0, n0], et)])
-            r = linalg.mmt4d(lhs_p, rhs_p, outs=[acc])
-            part = unpack_op(irutil.result_value(r), tensor.empty([M, cw], et), [0, 1], [m0, n0])
+            part = _multiply_unpack(lhs_p, rhs_p, [], M, cw, m0, n0, zero)
             out = tensor.insert_slice(part, out, [], [], [], [0, c0], [M, cw], [1, 1])
         self.bump("matmul results written in column chunks", -(-N // cols))
         return out if init is None else _add(out, init)

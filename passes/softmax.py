@@ -31,10 +31,11 @@ from __future__ import annotations
 import dataclasses
 
 from iree.compiler import ir
-from iree.compiler.dialects import arith, linalg, tensor
+from iree.compiler.dialects import arith, linalg, math, tensor
 
 from texflow import irutil
-from .layout_common import affine_maps, contraction_maps, generic_body_ops, inputs_of, map_dims, outputs_of
+from .layout_common import (affine_maps, build_generic, contraction_maps, fill_value, generic_body_ops,
+                            inputs_of, map_dims, outputs_of)
 from .registry import Pass, register_pass
 
 _UNIT_RESHAPES = ("tensor.expand_shape", "tensor.collapse_shape")
@@ -75,23 +76,6 @@ def _body(op) -> list:
     """The body's ops before the yield, and the yield's operands."""
     ops = generic_body_ops(op)
     return [o.operation for o in ops[:-1]], list(ops[-1].operation.operands)
-
-
-def _const_float(v) -> float | None:
-    op = irutil.producer(v)
-    if op is None or op.name != "arith.constant":
-        return None
-    try:
-        return float(ir.FloatAttr(op.attributes["value"]).value)
-    except (ValueError, TypeError):
-        return None
-
-
-def _fill_value(v) -> float | None:
-    op = irutil.producer(v)
-    if op is None or op.name != "linalg.fill":
-        return None
-    return _const_float(op.operands[0])
 
 
 def _all_parallel_except(op, a: int | None) -> bool:
@@ -155,7 +139,7 @@ def _reduction(v, a: int, combiner: tuple[str, ...], init_ok) -> object | None:
     maps = affine_maps(op)
     if not _is_identity(maps[0]) or _broadcast_dim(maps[1]) != a:
         return None
-    if init_ok(_fill_value(outs[0])) is not True:
+    if init_ok(fill_value(outs[0])) is not True:
         return None
     # other results (torch-mlir's arg-max index) must be unused
     if any(len(irutil.uses(r)) for r in list(op.results)[1:]):
@@ -262,23 +246,6 @@ def erase_dead(ops) -> None:
 
 # -- building ------------------------------------------------------------------
 
-def _generic(inputs, in_maps, init, out_map, iterators, body):
-    """A linalg.generic over `inputs` (read through `in_maps`) into `init` (written through
-    `out_map`); `body(block arguments)` builds the value to yield."""
-    rt = init.type
-    its = ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{t}>") for t in iterators])
-    maps = ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in list(in_maps) + [out_map]])
-    g = ir.Operation.create("linalg.generic", results=[rt], operands=list(inputs) + [init],
-                            attributes={"indexing_maps": maps, "iterator_types": its,
-                                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([len(inputs), 1])},
-                            regions=1)
-    blk = g.regions[0].blocks.append(*([ir.RankedTensorType(v.type).element_type for v in inputs]
-                                       + [ir.RankedTensorType(rt).element_type]))
-    with ir.InsertionPoint(blk):
-        linalg.YieldOp([body(blk.arguments)])
-    return g.results[0]
-
-
 def three_generic_softmax(x, a: int):
     """softmax of x along dim a as max, sum-of-exp and normalise generics (see the module doc)."""
     t = ir.RankedTensorType(x.type)
@@ -290,15 +257,11 @@ def three_generic_softmax(x, a: int):
     empty_r = tensor.empty(red_shape, et)
     m0 = linalg.fill(arith.constant(et, float("-inf")), outs=[empty_r])
     s0 = linalg.fill(arith.constant(et, 0.0), outs=[empty_r])
-    m = _generic([x], [ident], m0, drop, its, lambda b: arith.maximumf(b[0], b[1]))
-    s = _generic([x, m], [ident, drop], s0, drop, its,
-                 lambda b: arith.addf(_exp(arith.subf(b[0], b[1])), b[2]))
-    return _generic([x, m, s], [ident, drop, drop], tensor.empty(shape, et), ident,
-                    ["parallel"] * n, lambda b: arith.divf(_exp(arith.subf(b[0], b[1])), b[2]))
-
-
-def _exp(v):
-    return ir.Operation.create("math.exp", results=[v.type], operands=[v]).results[0]
+    m = build_generic([x], [ident], m0, drop, its, lambda b: arith.maximumf(b[0], b[1]))
+    s = build_generic([x, m], [ident, drop], s0, drop, its,
+                      lambda b: arith.addf(math.exp(arith.subf(b[0], b[1])), b[2]))
+    return build_generic([x, m, s], [ident, drop, drop], tensor.empty(shape, et), ident,
+                         ["parallel"] * n, lambda b: arith.divf(math.exp(arith.subf(b[0], b[1])), b[2]))
 
 
 @register_pass
@@ -319,10 +282,6 @@ class RewriteSoftmax(Pass):
 
 # -- attention ---------------------------------------------------------------------
 
-def _zero_init(v) -> bool:
-    return _fill_value(v) == 0.0
-
-
 def _contraction(op):
     """(maps, iterators, lhs, rhs) of a zero-initialised contraction with one reduction whose
     body multiplies and accumulates (matmul, batch_matmul or an equivalent generic), or None."""
@@ -333,7 +292,7 @@ def _contraction(op):
         return None
     maps, its = cm
     ins = inputs_of(op)
-    if len(ins) != 2 or its.count("reduction") != 1 or not _zero_init(outputs_of(op)[0]):
+    if len(ins) != 2 or its.count("reduction") != 1 or fill_value(outputs_of(op)[0]) != 0.0:
         return None
     if op.name == "linalg.generic":
         ops, ys = _body(op)
