@@ -213,14 +213,16 @@ def match_softmax(div) -> Softmax | None:
     return Softmax(x=x, axis=a, y=div.results[0], ops=[div, sum_op] + exp_ops + [max_op])
 
 
-def find_softmaxes(module) -> list[Softmax]:
-    out = []
-    for f in irutil.functions(module):
-        for op in irutil.collect(f, ("linalg.generic",)):
-            s = match_softmax(op)
-            if s is not None:
-                out.append(s)
-    return out
+def softmaxes(module):
+    """Yield each decomposed softmax of the module, matched only when it is reached: a pass
+    rewrites one before the next is matched, and a softmax may read an earlier one's result,
+    which the rewrite replaces (a Softmax matched beforehand would hold the erased value)."""
+    roots = [op for f in irutil.functions(module) for op in irutil.collect(f, ("linalg.generic",))
+             if match_softmax(op) is not None]
+    for div in roots:  # rewrites erase only their own softmax's ops, never another's division
+        s = match_softmax(div)
+        if s is not None:
+            yield s
 
 
 def erase_dead(ops) -> None:
@@ -271,7 +273,7 @@ class RewriteSoftmax(Pass):
                "IREE's CPU code runs 1.5-2.4x faster than the linalg.softmax it would raise")
 
     def apply(self, module) -> None:
-        for s in find_softmaxes(module):
+        for s in softmaxes(module):
             div = irutil.producer(s.y)
             with div.location, ir.InsertionPoint(div):
                 y = three_generic_softmax(s.x, s.axis)
@@ -411,7 +413,7 @@ class FuseAttention(Pass):
                     "heads"})
 
     def apply(self, module) -> None:
-        for s in find_softmaxes(module):
+        for s in softmaxes(module):
             if self._fuse(s):
                 self.bump("attentions fused")
 
