@@ -172,11 +172,6 @@ def _add(a, b):
     return _generic([a, b], [idm, idm], t, lambda args: arith.addf(args[0], args[1]))
 
 
-def _copy_generic(x, in_map, result_type):
-    """out[d...] = x[in_map(d...)]: a gather (im2col)."""
-    return _generic([x], [in_map], result_type, lambda args: args[0])
-
-
 def _multiply_unpack(lhs_p, rhs_p, lead: list[int], M: int, N: int, m0: int, n0: int, zero):
     """(batch_)mmt4d of packed operands, from a `zero` accumulator, unpacked to [B,] M x N."""
     o, et = len(lead), zero.type
@@ -435,40 +430,61 @@ class PackMatmul(Pass):
         et = ir.RankedTensorType(x.type).element_type
         if KH == KW == 1:
             v = _subsample(x, [1, C, OH, OW], [1, 1, strides[0], strides[1]])
-            rhs, nk = tensor.collapse_shape(ir.RankedTensorType.get([C, P], et), v, [[0, 1], [2, 3]]), False
+            rhs = tensor.collapse_shape(ir.RankedTensorType.get([C, P], et), v, [[0, 1], [2, 3]])
         elif self.options.im2col:
-            rhs, nk = self._im2col_nchw(x, KH, KW, strides, dil, [C, OH, OW], et), True
+            rhs = self._im2col_nchw(x, KH, KW, strides, dil, [C, OH, OW], et)
         else:
             return False
         init = None if _fill_zero(c) else tensor.collapse_shape(
             ir.RankedTensorType.get([F, P], et), c, [[0, 1], [2, 3]])
-        r = self._mmt4d(w.reshape(F, K), rhs, init, None, F, P, K, rhs_nk=nk)
+        r = self._mmt4d(w.reshape(F, K), rhs, init, None, F, P, K)
         r = tensor.expand_shape(ir.RankedTensorType(c.type), r, [[0, 1], [2, 3]], [], so)
         op.results[0].replace_all_uses_with(r)
         self.bump("NCHW convolutions packed (1x1)" if KH == KW == 1 else "NCHW convolutions packed (im2col)")
         return True
 
     def _im2col_nchw(self, x, KH, KW, strides, dil, out_chw, et):
-        """The [OH*OW, C*KH*KW] patch matrix of a 1xCxHxW input (column order c, kh, kw: the
-        FCHW filter's), as a linalg.generic over (oh, ow, c, kh, kw)."""
+        """The [C*KH*KW, OH*OW] patch matrix of a 1xCxHxW input (row order c, kh, kw: the FCHW
+        filter's; the right-hand side K x N), one strided slice per filter tap (`_gather_taps`)."""
         C, OH, OW = out_chw
-        d = [ir.AffineDimExpr.get(i) for i in range(5)]
-        zero = ir.AffineConstantExpr.get(0)
-        in_map = ir.AffineMap.get(5, 0, [
-            zero, d[2], d[0] * strides[0] + d[3] * dil[0], d[1] * strides[1] + d[4] * dil[1]])
-        t5 = ir.RankedTensorType.get([OH, OW, C, KH, KW], et)
-        g = _copy_generic(x, in_map, t5)
-        return tensor.collapse_shape(ir.RankedTensorType.get([OH * OW, C * KH * KW], et), g,
-                                     [[0, 1], [2, 3, 4]])
+        return _gather_taps(x, KH, KW, strides, dil, h_axis=2, slice_sizes=[1, C, OH, OW],
+                            tap_shape=[C, OH, OW], cols_shape=[C, KH, KW, OH, OW],
+                            tap_axes=(1, 2), et=et, matrix_shape=[C * KH * KW, OH * OW],
+                            reassociation=[[0, 1, 2], [3, 4]])
 
     def _im2col(self, x, KH, KW, strides, dil, out_nhwc, et):
-        """The [N*OH*OW, KH*KW*C] patch matrix of an NHWC input, as a linalg.generic over
-        (n, oh, ow, kh, kw, c) reading x[n, oh*s+kh*d, ow*s+kw*d, c] (row order kh, kw, c:
-        the HWCF filter's)."""
+        """The [N*OH*OW, KH*KW*C] patch matrix of an NHWC input (column order kh, kw, c: the
+        HWCF filter's), one strided slice per filter tap (`_gather_taps`)."""
         Nb, OH, OW, C = out_nhwc
-        d = [ir.AffineDimExpr.get(i) for i in range(6)]
-        in_map = ir.AffineMap.get(6, 0, [
-            d[0], d[1] * strides[0] + d[3] * dil[0], d[2] * strides[1] + d[4] * dil[1], d[5]])
-        g = _copy_generic(x, in_map, ir.RankedTensorType.get([Nb, OH, OW, KH, KW, C], et))
-        return tensor.collapse_shape(ir.RankedTensorType.get([Nb * OH * OW, KH * KW * C], et),
-                                     g, [[0, 1, 2], [3, 4, 5]])
+        return _gather_taps(x, KH, KW, strides, dil, h_axis=1, slice_sizes=[Nb, OH, OW, C],
+                            tap_shape=[Nb, OH, OW, C], cols_shape=[Nb, OH, OW, KH, KW, C],
+                            tap_axes=(3, 4), et=et, matrix_shape=[Nb * OH * OW, KH * KW * C],
+                            reassociation=[[0, 1, 2], [3, 4, 5]])
+
+
+def _gather_taps(x, KH, KW, strides, dil, *, h_axis, slice_sizes, tap_shape, cols_shape, tap_axes,
+                 et, matrix_shape, reassociation):
+    """An im2col matrix built tap by tap.  For each filter tap (kh, kw), the input sampled on the
+    output grid (`tensor.extract_slice` at rows kh*d, columns kw*d of the image axes from
+    `h_axis`, with the convolution's strides) is inserted at (kh, kw) of `tap_axes` in a
+    `cols_shape` tensor, which is then collapsed to `matrix_shape`.
+
+    Why not one linalg.generic reading x[.., oh*s + kh*d, ow*s + kw*d, ..] (what this pass
+    emitted until session 6): IREE 3.13 does not vectorise a generic whose input map adds loop
+    indices and compiles that gather to scalar loads and stores.  ResNet-18's 14x14x256 im2col
+    took 266 us as a generic and 9 x 8 us as taps, which IREE copies with vector loads (and the
+    pack that follows went from 103 to 69 us); see docs/cpu.md."""
+    rank = len(slice_sizes)
+    tap_t = ir.RankedTensorType.get(tap_shape, et)
+    cols = tensor.empty(cols_shape, et)
+    sizes = [1 if i in tap_axes else n for i, n in enumerate(cols_shape)]
+    for kh in range(KH):
+        for kw in range(KW):
+            offs, st = [0] * rank, [1] * rank
+            offs[h_axis], offs[h_axis + 1] = kh * dil[0], kw * dil[1]
+            st[h_axis], st[h_axis + 1] = strides[0], strides[1]
+            tap = tensor.extract_slice(tap_t, x, [], [], [], offs, slice_sizes, st)
+            at = [0] * len(cols_shape)
+            at[tap_axes[0]], at[tap_axes[1]] = kh, kw
+            cols = tensor.insert_slice(tap, cols, [], [], [], at, sizes, [1] * len(cols_shape))
+    return tensor.collapse_shape(ir.RankedTensorType.get(matrix_shape, et), cols, reassociation)

@@ -71,10 +71,19 @@ func.func @attention_scores(%q: tensor<4x50x64xf32>, %k: tensor<4x64x50xf32>) ->
 }
 
 // A 3x3 NHWC convolution on a 6x6 image: im2col rows (n, oh, ow) by columns (kh, kw, c), the
-// HWCF filter read as a (3*3*16) x 32 matrix.  Tiles of 8 (AVX2's).
+// HWCF filter read as a (3*3*16) x 32 matrix.  Tiles of 8 (AVX2's).  The patch matrix is built
+// tap by tap (a strided slice of the input inserted at its (kh, kw)), which IREE copies with
+// vector loads; a gather generic would be compiled to scalar code.
 // AVX2-LABEL: func.func @conv3x3
-// AVX2: linalg.generic {{.*}} ins(%arg0 : tensor<1x8x8x16xf32>) outs({{.*}} : tensor<1x6x6x3x3x16xf32>)
-// AVX2: tensor.collapse_shape {{.*}} : tensor<1x6x6x3x3x16xf32> into tensor<36x144xf32>
+// AVX2: %[[E:.*]] = tensor.empty() : tensor<1x6x6x3x3x16xf32>
+// AVX2: %[[T0:.*]] = tensor.extract_slice %arg0[0, 0, 0, 0] [1, 6, 6, 16] [1, 1, 1, 1]
+// AVX2: %[[C0:.*]] = tensor.insert_slice %[[T0]] into %[[E]][0, 0, 0, 0, 0, 0] [1, 6, 6, 1, 1, 16]
+// AVX2: %[[T1:.*]] = tensor.extract_slice %arg0[0, 0, 1, 0] [1, 6, 6, 16] [1, 1, 1, 1]
+// AVX2: %[[C1:.*]] = tensor.insert_slice %[[T1]] into %[[C0]][0, 0, 0, 0, 1, 0] [1, 6, 6, 1, 1, 16]
+// AVX2: tensor.extract_slice %arg0[0, 2, 2, 0] [1, 6, 6, 16] [1, 1, 1, 1]
+// AVX2: %[[C8:.*]] = tensor.insert_slice {{.*}}[0, 0, 0, 2, 2, 0] [1, 6, 6, 1, 1, 16]
+// AVX2-NOT: linalg.generic
+// AVX2: tensor.collapse_shape %[[C8]] {{.*}} : tensor<1x6x6x3x3x16xf32> into tensor<36x144xf32>
 // AVX2: arith.constant dense<{{.*}}> : tensor<4x144x8x1xf32>
 // AVX2: linalg.mmt4d
 // AVX2: tensor.expand_shape {{.*}} : tensor<36x32xf32> into tensor<1x6x6x32xf32>
