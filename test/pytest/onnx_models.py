@@ -157,6 +157,15 @@ def conv_block(seed=0, C=8, H=10, F=16):
     return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, F, Ho, Ho])], inits, "conv_block")
 
 
+def patch_embed(seed=0, C=3, H=18, p=4, F=24):
+    """A ViT patch embedding: a Conv whose stride is its kernel (non-overlapping p x p patches),
+    with a bias.  H need not be a multiple of p: the last rows and columns are dropped."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[p, p], strides=[p, p])]
+    return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, F, H // p, H // p])],
+                  [_w(rng, "w", F, C, p, p, scale=0.2), _w(rng, "b", F)], "patch_embed")
+
+
 def conv_pool(seed=0, C=4, H=16, F=8):
     """3x3 conv, 3x3 stride-2 MaxPool (padded with -inf), 3x3 conv: ResNet's stem."""
     rng = np.random.default_rng(seed)

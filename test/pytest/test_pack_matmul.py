@@ -79,6 +79,8 @@ CASES = {
                        {"matmuls packed (both operands at run time)": 1}),
     "conv_block": (lambda: onnx_models.conv_block(H=7),  # 3x3, 1x1 and strided 3x3 convs
                    {"convolutions packed (im2col)": 2, "convolutions packed (1x1)": 1}),
+    # stride = kernel: the patch matrix is a reshape and transpose of the input, not an im2col
+    "patch_embed": (lambda: onnx_models.patch_embed(), {"convolutions packed (patches)": 1}),
     # without layout selection the convolutions stay NCHW: filter x patches, unpacked to NCHW
     "conv_block_nchw": (lambda: onnx_models.conv_block(H=7),
                         {"NCHW convolutions packed (im2col)": 2, "NCHW convolutions packed (1x1)": 1}),

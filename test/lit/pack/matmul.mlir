@@ -6,6 +6,7 @@
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1})' %s | FileCheck %s --check-prefix=SMALL
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0 max-result-bytes=8192})' --texflow-statistics %s 2>&1 | FileCheck %s --check-prefix=CHUNK
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=8x8x1 min-flops=0 min-reduction=0 max-conv-rows=0})' %s | FileCheck %s --check-prefix=AVX2
+// AVX2-DAG: #[[PATCHPERM:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d3, d2, d4, d5)>
 
 // A 20x24 by 24x40 matmul: rows padded to two tiles of 16, the 40 columns to three of 16 (the
 // weight's padding is zeros written at compile time), the result unpacked to 20x40.
@@ -143,4 +144,22 @@ func.func @logits(%a: tensor<64x16xf32>) -> tensor<64x96xf32> {
   %f = linalg.fill ins(%z : f32) outs(%e : tensor<64x96xf32>) -> tensor<64x96xf32>
   %r = linalg.matmul ins(%a, %w : tensor<64x16xf32>, tensor<16x96xf32>) outs(%f : tensor<64x96xf32>) -> tensor<64x96xf32>
   return %r : tensor<64x96xf32>
+}
+
+// A convolution whose stride is its kernel (a ViT patch embedding): the patches do not overlap,
+// so the patch matrix is the input reshaped and transposed (one permutation generic), not an
+// im2col of 16x16 = 256 tap copies.
+// AVX2-LABEL: func.func @patch_embed
+// AVX2: %[[X:.*]] = tensor.expand_shape %{{.*}} {{\[\[}}0], [1, 2], [3, 4], [5]] output_shape [1, 2, 16, 2, 16, 3] : tensor<1x32x32x3xf32> into tensor<1x2x16x2x16x3xf32>
+// AVX2: %[[T:.*]] = linalg.generic {indexing_maps = [#[[PATCHPERM]], #{{.*}}], {{.*}} ins(%[[X]] : tensor<1x2x16x2x16x3xf32>) outs({{.*}} : tensor<1x2x2x16x16x3xf32>)
+// AVX2: tensor.collapse_shape %[[T]] {{.*}} into tensor<4x768xf32>
+// AVX2-NOT: tensor.insert_slice
+// AVX2: linalg.mmt4d
+func.func @patch_embed(%x: tensor<1x32x32x3xf32>) -> tensor<1x2x2x8xf32> {
+  %w = arith.constant dense<0.125> : tensor<16x16x3x8xf32>
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<1x2x2x8xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<1x2x2x8xf32>) -> tensor<1x2x2x8xf32>
+  %r = linalg.conv_2d_nhwc_hwcf {dilations = dense<1> : tensor<2xi64>, strides = dense<16> : tensor<2xi64>} ins(%x, %w : tensor<1x32x32x3xf32>, tensor<16x16x3x8xf32>) outs(%f : tensor<1x2x2x8xf32>) -> tensor<1x2x2x8xf32>
+  return %r : tensor<1x2x2x8xf32>
 }
