@@ -16,7 +16,9 @@ constant, K x N or N x K, possibly through copies that only broadcast, transpose
 `dynamic=true`, (batch) matmuls of two computed operands (attention), both packed at run time
 into `linalg.batch_mmt4d`.  With `convs=true`, convolutions with a constant filter: a 1x1 NHWC
 convolution is the matmul (N*H*W x C) by (C x F) on a (strided) view of its input, a KxK one
-that matmul on its im2col patches (`im2col=true`), an NCHW one filter times patches.
+that matmul on its im2col patches (`im2col=true`; built from one strided slice per filter tap),
+or, when its stride is its kernel (a patch embedding), on a transpose of its input; an NCHW one
+filter times patches.
 
 Which convolutions: measured, not assumed.  IREE's own NHWC convolution code is good on large
 images, and there an im2col matrix (a KH*KW-fold copy of the input) and packing the activations
