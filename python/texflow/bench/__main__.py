@@ -1,5 +1,8 @@
 """texflow-bench: `python -m texflow.bench --models vit,gpt2 --targets llvm-cpu --reps 20`.
 
+`python -m texflow.bench corpus --help`: the corpus mode (corpus_run.py), 52 architectures,
+plain IREE vs texflow on every target.
+
 For each model and target: build/export the model (cached), compile it with every variant
 (plain IREE and texflow, optionally with data tiling), count and classify dispatches, run the
 variants against ONNX Runtime's outputs, time them interleaved in this process, time ONNX
@@ -148,7 +151,11 @@ def bench_model(name: str, target: str, a, prog: Progress, ort_cache: dict) -> d
 
 
 def main(argv=None) -> int:
-    a = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "corpus":  # texflow-bench corpus ...: the corpus mode (corpus_run.py)
+        from . import corpus_run
+        return corpus_run.main(argv[1:])
+    a = parse_args(argv)
     names = models.resolve(a.models)
     a.targets = [t.strip() for t in a.targets.split(",") if t.strip()]
     a.variants = [v.strip() for v in a.variants.split(",") if v.strip()]

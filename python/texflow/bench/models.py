@@ -287,10 +287,13 @@ def ort_run(path, inputs: list[np.ndarray], threads: int = 0) -> list[np.ndarray
     return s.run(None, dict(zip(names, inputs)))
 
 
-def build(name: str, rebuild: bool = False, log=print) -> CachedModel:
-    """Build, export and cache one model (a no-op when the cache is complete)."""
-    spec = MODELS[name]
-    d = cache_dir() / name
+def build(name: str, rebuild: bool = False, log=print, spec: ModelSpec | None = None,
+          root: Path | None = None) -> CachedModel:
+    """Build, export and cache one model (a no-op when the cache is complete).  `spec` and
+    `root` (default: the suite's MODELS and cache_dir()) let another collection of models,
+    such as the corpus (corpus.py), use the same machinery."""
+    spec = spec or MODELS[name]
+    d = (root or cache_dir()) / name
     cm = CachedModel(name, d)
     if not rebuild and all((d / f).exists() for f in ("model.onnx", "inputs.npz", "ref.npz", "meta.json")):
         return cm
