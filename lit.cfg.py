@@ -16,7 +16,11 @@ config.test_format = lit.formats.ShTest(execute_external=False)
 config.suffixes = [".mlir", ".test"]
 here = os.path.dirname(os.path.abspath(__file__))
 # Tests live in test/lit; everything else at the top level is not a test
-# (dialects/ holds .irdl.mlir descriptions, for instance).
+# (dialects/ holds .irdl.mlir descriptions, for instance).  lit matches
+# `excludes` against directory names at every depth, so these top-level names
+# would also hide test/lit/passes and the like: test/lit/lit.local.cfg resets
+# the list for everything below it, and test/pytest/test_lit_discovery.py
+# checks that every .mlir under test/lit is discovered.
 config.test_source_root = here
 config.test_exec_root = os.path.join(os.environ.get("TEXFLOW_LIT_OUT", os.path.join(here, "build", "lit")))
 config.excludes = [".gpu", "Inputs", "dialects", "passes", "python", "build", "benchmarks", "docs",
