@@ -97,6 +97,21 @@ def test_corpus_mode_on_tiny_models(tmp_path, capsys):
     assert len(json.loads((out / "results.json").read_text())["results"]) == 2
 
 
+def test_corpus_mode_parallel_compiles(tmp_path):
+    cached = _tiny_models(tmp_path)
+    out = tmp_path / "out"
+    findings = tmp_path / "findings.md"
+    findings.write_text("# findings\n")
+    rc = corpus_run.main(["--targets", "llvm-cpu,vulkan-adreno", "--reps", "5", "--warmup", "1",
+                          "--jobs", "2", "--out", str(out), "--findings", str(findings)],
+                         cached=cached)
+    run = json.loads((out / "results.json").read_text())
+    assert len(run["results"]) == 2 and not any(r.get("pending_run") for r in run["results"])
+    cpu = next(r for r in run["results"] if r["target"] == "llvm-cpu")
+    assert cpu["variants"]["texflow"]["n"] == 5 and cpu["variants"]["plain"]["max_rel"] <= 1e-4
+    assert rc == 0 and findings.read_text().startswith("# findings")
+
+
 def test_forked_compile_reports_errors_in_one_line(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not an onnx model")

@@ -176,8 +176,7 @@ def build_whisper_encoder():
     from transformers import WhisperConfig, WhisperModel
     c = WhisperConfig(d_model=256, encoder_layers=2, encoder_attention_heads=4,
                       encoder_ffn_dim=1024, decoder_layers=1, decoder_attention_heads=4,
-                      decoder_ffn_dim=1024, num_mel_bins=80, max_source_positions=250,
-                      vocab_size=1024)
+                      decoder_ffn_dim=1024, num_mel_bins=80, max_source_positions=250)
     c._attn_implementation = "eager"
     enc = WhisperModel(c).get_encoder()
     w = _FirstOutput.wrap(enc, lambda m, x: m(x, return_dict=False)[0])

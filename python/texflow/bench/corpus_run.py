@@ -125,13 +125,14 @@ def _reps_for(first_s: float, max_reps: int, budget_s: float) -> int:
     return int(max(5, min(max_reps, budget_s / (2 * first_s))))
 
 
-def run_target(cm: models.CachedModel, target: str, a, log=print) -> dict:
-    """Compile (and on llvm-cpu run and time) one model for one target."""
+def compile_target(cm: models.CachedModel, target: str, a, log=print) -> tuple[dict, dict]:
+    """Compile plain and texflow (and, if texflow fails, texflow with the greedy solver) for one
+    target; returns the entry and the compiled modules by variant."""
     e: dict = {"model": cm.name, "target": target, "onnx": str(cm.onnx_path), "variants": {}}
     vmfbs: dict[str, bytes] = {}
-    for var, layout, sel in (("plain", False, ""), ("texflow", True, "")):
+    for var, layout in (("plain", False), ("texflow", True)):
         log(f"{cm.name} / {target}: compiling {var}")
-        r = compile_forked(cm.onnx_path, target, layout, sel, a.compile_timeout)
+        r = compile_forked(cm.onnx_path, target, layout, "", a.compile_timeout)
         if var == "texflow" and "error" in r:
             log(f"{cm.name} / {target}: texflow failed ({r['error'][:160]}); retrying with {GREEDY}")
             g = compile_forked(cm.onnx_path, target, True, GREEDY, a.compile_timeout)
@@ -143,29 +144,42 @@ def run_target(cm: models.CachedModel, target: str, a, log=print) -> dict:
         e["variants"][var] = r
         log(f"{cm.name} / {target}: {var} " + (f"compiled in {r['compile_s']} s" if "error" not in r
                                                else f"FAILED: {r['error'][:200]}"))
-    if target == "llvm-cpu" and vmfbs:
-        inputs, ref = cm.inputs(), cm.reference()
-        reps = a.reps
-        if a.time_budget and "plain" in vmfbs:
-            from texflow.runtime import Module
-            try:  # one call of plain to size the repetitions
-                m = Module(vmfbs["plain"], driver="local-task")
-                m(*inputs)
-                t0 = time.perf_counter()
-                m(*inputs)
-                reps = _reps_for(time.perf_counter() - t0, a.reps, a.time_budget)
-                del m
-            except Exception:  # noqa: BLE001  (run_modules reports the error)
-                pass
-        run_v = {k: v for k, v in vmfbs.items()}
-        log(f"{cm.name} / {target}: running {', '.join(run_v)} ({reps} reps interleaved, 1 thread)")
-        runs = harness.run_modules(run_v, "local-task", inputs, ref, reps, a.warmup)
-        for k, d in runs.items():
-            if not a.keep_times:
-                d.pop("times_ms", None)
-            if "error" in d:  # it compiled: a failure to run or a wrong shape is kept apart
-                d["run_error"] = d.pop("error")
-            e["variants"][k].update(d)
+    return e, vmfbs
+
+
+def run_cpu(cm: models.CachedModel, e: dict, vmfbs: dict, a, log=print) -> None:
+    """Run the llvm-cpu modules against the reference and time them paired (into `e`)."""
+    if not vmfbs:
+        return
+    inputs, ref = cm.inputs(), cm.reference()
+    reps = a.reps
+    if a.time_budget and "plain" in vmfbs:
+        from texflow.runtime import Module
+        try:  # two calls of plain to size the repetitions
+            m = Module(vmfbs["plain"], driver="local-task")
+            m(*inputs)
+            t0 = time.perf_counter()
+            m(*inputs)
+            reps = _reps_for(time.perf_counter() - t0, a.reps, a.time_budget)
+            del m
+        except Exception:  # noqa: BLE001  (run_modules reports the error)
+            pass
+    log(f"{cm.name} / llvm-cpu: running {', '.join(vmfbs)} ({reps} reps interleaved, 1 thread)")
+    runs = harness.run_modules(vmfbs, "local-task", inputs, ref, reps, a.warmup)
+    for k, d in runs.items():
+        if not a.keep_times:
+            d.pop("times_ms", None)
+        if "error" in d:  # it compiled: a failure to run or a wrong shape is kept apart
+            d["run_error"] = d.pop("error")
+        e["variants"][k].update(d)
+    e["reps"] = reps
+
+
+def run_target(cm: models.CachedModel, target: str, a, log=print) -> dict:
+    """Compile (and on llvm-cpu run and time) one model for one target."""
+    e, vmfbs = compile_target(cm, target, a, log)
+    if target == "llvm-cpu":
+        run_cpu(cm, e, vmfbs, a, log)
     del vmfbs
     gc.collect()
     return e
@@ -272,7 +286,7 @@ def markdown(run: dict) -> str:
          + ", ".join(f"{k} {v}" for k, v in run["versions"].items()), "",
          "Every model is a real architecture in a small configuration with random, perturbed "
          "weights (`python/texflow/bench/corpus.py`); references are ONNX Runtime's CPU outputs. "
-         "Compiles run forked, one at a time; a failed texflow compile is retried with "
+         f"Compiles run forked, {run['config'].get('jobs', 1)} at a time; a failed texflow compile is retried with "
          f"`--select-layout={GREEDY}`. llvm-cpu: max relative error = max|out - ref| / max|ref| "
          f"(target {REL_TOL:g}); times are medians at 1 thread, plain and texflow interleaved, "
          "ratio = median of per-repetition texflow/plain. Vulkan targets: compile only.", ""]
@@ -280,7 +294,7 @@ def markdown(run: dict) -> str:
     L += ["## Summary", "", f"Models: {len(names)} ({len(names) - len(exp_fail)} exported, "
           f"{len(exp_fail)} not exported).", "",
           "| target | models | plain compiles | texflow compiles | texflow fails where plain compiles "
-          "| of those, greedy compiles | texflow > plain | ok within 1e-4 (plain / texflow) |",
+          "| of those, greedy compiles | texflow compiles where plain fails | ok within 1e-4 (plain / texflow) |",
           "|---|---|---|---|---|---|---|---|"]
     for t in targets:
         es = [by[(n, t)] for n in names if (n, t) in by and "variants" in by[(n, t)]]
@@ -396,6 +410,9 @@ def parse_args(argv):
     p.add_argument("--keep-times", action="store_true", help="keep every repetition's time")
     p.add_argument("--rebuild", action="store_true", help="re-export the models")
     p.add_argument("--build-only", action="store_true")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="compile this many model/target pairs at once (each compile forked); "
+                        "llvm-cpu timing then runs after all compiles, one model at a time")
     return p.parse_args(argv)
 
 
@@ -436,10 +453,11 @@ def main(argv=None, cached: dict | None = None) -> int:
                "config": {"command": "python -m texflow.bench corpus " + shlex.join(argv),
                           "targets": a.targets, "reps": a.reps, "time_budget": a.time_budget,
                           "warmup": a.warmup, "threads": 1, "slow_ratio": a.slow_ratio,
-                          "compile_timeout": a.compile_timeout},
+                          "compile_timeout": a.compile_timeout, "jobs": a.jobs},
                "results": []}
     done = {(r["model"], r.get("target")) for r in run["results"]}
     failed = 0
+    pending = []  # (CachedModel, target)
     for n in names:
         todo = [t for t in a.targets if (n, t) not in done and (n, None) not in done]
         if not todo:
@@ -453,27 +471,73 @@ def main(argv=None, cached: dict | None = None) -> int:
             _append_findings(a, e, None)
             write(run, a.out)
             continue
-        for t in todo:
+        pending += [(cm, t) for t in todo]
+
+    def record(e, cm):
+        nonlocal failed
+        run["results"].append(e)
+        failed += plain_ok(e) and not texflow_ok(e)
+        _append_findings(a, e, str(cm.onnx_path))
+        write(run, a.out)
+
+    def broken(cm, t, ex):
+        traceback.print_exc()
+        msg = f"harness: {type(ex).__name__}: {_one_line(ex)}"
+        return {"model": cm.name, "target": t, "onnx": str(cm.onnx_path),
+                "variants": {"plain": {"error": msg}, "texflow": {"error": msg}}}
+
+    if a.jobs <= 1:
+        for cm, t in pending:
             try:
                 e = run_target(cm, t, a, log)
             except Exception as ex:  # noqa: BLE001
+                e = broken(cm, t, ex)
+            record(e, cm)
+    else:
+        import concurrent.futures as cf
+        cpu = []
+        with cf.ThreadPoolExecutor(a.jobs) as pool:
+            futs = {pool.submit(compile_target, cm, t, a, log): (cm, t) for cm, t in pending}
+            for f in cf.as_completed(futs):
+                cm, t = futs[f]
+                try:
+                    e, vmfbs = f.result()
+                except Exception as ex:  # noqa: BLE001
+                    e, vmfbs = broken(cm, t, ex), {}
+                if t == "llvm-cpu":
+                    cpu.append((cm, e, vmfbs))
+                    e = dict(e, pending_run=True)
+                    run["results"].append(e)  # compile results now, run results later
+                    _append_findings(a, {k: v for k, v in e.items()}, str(cm.onnx_path))
+                    write(run, a.out)
+                else:
+                    record(e, cm)
+        order = {n: i for i, n in enumerate(names)}
+        for cm, e, vmfbs in sorted(cpu, key=lambda x: order.get(x[0].name, 0)):
+            try:
+                run_cpu(cm, e, vmfbs, a, log)
+            except Exception as ex:  # noqa: BLE001
                 traceback.print_exc()
-                e = {"model": n, "target": t, "onnx": str(cm.onnx_path), "variants": {
-                    "plain": {"error": f"harness: {type(ex).__name__}: {_one_line(ex)}"},
-                    "texflow": {"error": f"harness: {type(ex).__name__}: {_one_line(ex)}"}}}
+                e["run_error"] = f"harness: {type(ex).__name__}: {_one_line(ex)}"
+            del vmfbs
+            run["results"] = [r for r in run["results"]
+                              if not (r["model"] == e["model"] and r.get("target") == "llvm-cpu")]
             run["results"].append(e)
             failed += plain_ok(e) and not texflow_ok(e)
-            _append_findings(a, e, str(cm.onnx_path))
+            # the compile failures were appended already: now only what running found
+            _append_findings(a, e, str(cm.onnx_path), only=("inaccurate", "run-fails", "slower"))
             write(run, a.out)
+            gc.collect()
     log(f"done: {a.out}/report.md")
     print(markdown(run))
     return 1 if failed else 0
 
 
-def _append_findings(a, e: dict, onnx: str | None) -> None:
+def _append_findings(a, e: dict, onnx: str | None, only=None) -> None:
     if not a.findings:
         return
-    lines = [x for p in problems(e, a.slow_ratio) for x in findings_lines(p, onnx)]
+    lines = [x for p in problems(e, a.slow_ratio) if only is None or p["kind"] in only
+             for x in findings_lines(p, onnx)]
     if lines:
         with open(a.findings, "a") as f:
             f.write("\n".join(lines) + "\n")
