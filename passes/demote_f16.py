@@ -10,6 +10,16 @@ accumulate in f16 as IREE compiles f16 contractions -- and converts at the edges
 `arith.truncf` after each imported f32 input and an `arith.extf` before each exported
 output, so callers keep passing and receiving f32 arrays.  It runs first in the layout
 phase, so layout selection sees the 2-byte element size.
+
+Max and min reductions (softmax's row maximum, ReduceMax/Min, ArgMax) keep an f32 accumulator:
+each f16 element is extended (exactly) before it is compared, and the result is truncated back
+(exactly: it is one of the f16 inputs), so the values are those of an f16 reduction.  Why: on
+an x86-64 CPU without AVX512-FP16 (AMD Zen 4, Skylake-AVX512, Haswell, baseline x86-64) LLVM
+legalises a reduction of a `<N x half>` vector by max/min (`llvm.vector.reduce.fmax`,
+`llvm.vp.reduce.fmax`, which IREE emits for these reductions, e.g. in the `linalg.softmax` it
+raises the f16 softmax into) element by element through calls to libm's `fmaxf`/`fminf`, which
+IREE's embedded ELF linker does not provide: the module failed to link (`undefined symbol:
+fmaxf at iree-lld`).  Reductions of `<N x float>` are lowered inline on every x86-64 CPU.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from .registry import Pass, register_pass
 
 _CASTS = ("arith.truncf", "arith.extf")
 _ABI_OPS = ("hal.tensor.import", "hal.tensor.barrier", "hal.tensor.export")  # keep f32
+_EXTREMA = ("arith.maximumf", "arith.maxnumf", "arith.minimumf", "arith.minnumf")
 
 
 def _f16_of(t):
@@ -113,6 +124,60 @@ class DemoteF16(Pass):
                 if o.name == "hal.tensor.barrier":
                     o.results[i].set_type(_f32_of(v.type))
                 self.bump("outputs extended to f32")
+        # 4. max/min reductions accumulate in f32 (see the module doc)
+        for o in irutil.collect(f, ("linalg.generic",)):
+            self._widen_extremum_reduction(o)
+
+    def _widen_extremum_reduction(self, g) -> None:
+        """Give each f16 max/min reduction of generic `g` an f32 accumulator: its init is
+        extended, its body compares in f32 and its result is truncated back to f16."""
+        its = [str(a) for a in ir.ArrayAttr(g.attributes["iterator_types"])]
+        if not any("reduction" in a for a in its):
+            return
+        n_in = ir.DenseI32ArrayAttr(g.attributes["operandSegmentSizes"])[0]
+        blk = g.regions[0].blocks[0]
+        ops = list(blk.operations)
+        yld = ops[-1]
+        f16, f32 = ir.F16Type.get(), ir.F32Type.get()
+        for j in range(len(g.results)):
+            acc = blk.arguments[n_in + j]
+            comb = irutil.producer(yld.operands[j])
+            if str(acc.type) != "f16" or comb is None or comb.name not in _EXTREMA:
+                continue
+            others = [k for k in range(2) if comb.operands[k] != acc]
+            if len(others) != 1 or comb.operands[1 - others[0]] != acc:
+                continue
+            loc = g.location
+            # the init and the result, outside the body
+            init = g.operands[n_in + j]
+            with ir.InsertionPoint(g), loc:
+                g.operands[n_in + j] = _cast_tensor(init, _f32_of(init.type), "arith.extf")
+            r = g.results[j]
+            r16_type = r.type
+            r.set_type(_f32_of(r16_type))
+            with ir.InsertionPoint.after(g), loc:
+                r16 = _cast_tensor(r, r16_type, "arith.truncf")
+            r.replace_all_uses_except(r16, irutil.producer(r16))
+            # the body: other users of the accumulator (an arg-max's comparison) read it in f16
+            acc.set_type(f32)
+            users = [(u.owner, u.operand_number) for u in acc.uses if u.owner != comb]
+            if users:
+                with ir.InsertionPoint.at_block_begin(blk), loc:
+                    acc16 = arith.truncf(f16, acc)
+                for owner, i in users:
+                    owner.operands[i] = acc16
+            k = others[0]
+            with ir.InsertionPoint(comb), loc:
+                comb.operands[k] = arith.extf(f32, comb.operands[k])
+            res = comb.results[0]
+            res.set_type(f32)
+            users = [(u.owner, u.operand_number) for u in res.uses if u.owner != yld.operation]
+            if users:
+                with ir.InsertionPoint.after(comb), loc:
+                    res16 = arith.truncf(f16, res)
+                for owner, i in users:
+                    owner.operands[i] = res16
+            self.bump("max/min reductions accumulated in f32")
 
     def _constant(self, o) -> None:
         attr = o.attributes["value"]

@@ -25,7 +25,7 @@ from .errors import TexflowError
 from .importer import import_onnx, load_onnx
 from .session import CompilerSession
 from .stderr_capture import capture_stderr
-from .targets import Target, get_target
+from .targets import Target, get_target, with_pack_tiles
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +41,10 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
     if options.layout:
         phases.append(Phase("texflow-layout",
                             "layout-transformation elimination (SmartMem)",
-                            options.layout_pipeline or default_layout_pipeline(
+                            with_pack_tiles(options.layout_pipeline or default_layout_pipeline(
                                 options.target, options.select_layout, options.precision,
-                                options.select_options, Compiler.packs(options))))
+                                options.select_options, Compiler.packs(options)),
+                                options.target_cpu, options.target_triple)))
     if options.memory_budget:
         opts = [f"memory-budget={options.memory_budget}", f"time-limit={options.plan_time_limit}"]
         if options.plan_manifest:
@@ -128,6 +129,8 @@ class CompileOptions:
     stream_segments: bool = True  # with memory_budget: segment functions taking their weights
     print_ir_after_all: bool = False  # print IR after each texflow pass (stderr)
     ir_stream: object = None  # where print_ir_after_all prints (default stderr)
+    target_cpu: str = "host"  # llvm-cpu: an LLVM CPU name (znver4, cortex-a76, generic) or host
+    target_triple: str | None = None  # llvm-cpu: e.g. aarch64-linux-android (None: the host's)
 
     @property
     def plain(self) -> bool:
@@ -169,7 +172,8 @@ class Compiler:
                                f"(phases: {', '.join(ALL_PHASES)})")
         if options.compile_from not in ("start", "input"):
             raise TexflowError(f"--compile-from must be 'start' or 'input', got '{options.compile_from}'")
-        self.target: Target = get_target(options.target)
+        self.target: Target = get_target(options.target).for_cpu(options.target_cpu,
+                                                                  options.target_triple)
         if options.precision not in ("f32", "f16"):
             raise TexflowError(f"--precision must be f32 or f16, got '{options.precision}'")
         if options.precision == "f16" and not options.layout:

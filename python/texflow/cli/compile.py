@@ -25,6 +25,12 @@ def build_parser():
     p.add_argument("input", help=".onnx or .mlir file")
     p.add_argument("-o", "--output", default=None, help="output .vmfb (or .mlir with --compile-to); '-' for stdout")
     p.add_argument("--target", default="llvm-cpu", help=f"target preset: {', '.join(TARGETS)}")
+    p.add_argument("--target-cpu", default="host", metavar="CPU",
+                   help="llvm-cpu: the CPU to compile for, an LLVM name (znver4, skylake-avx512, "
+                        "haswell, x86-64, cortex-a76, generic) or 'host' (default)")
+    p.add_argument("--target-triple", default=None, metavar="TRIPLE",
+                   help="llvm-cpu: the LLVM target triple, e.g. aarch64-linux-android "
+                        "(default: the host's; with a triple the CPU defaults to generic)")
     p.add_argument("--compile-to", default="end", metavar="PHASE",
                    help=f"stop after PHASE and print MLIR ({', '.join(ALL_PHASES)})")
     p.add_argument("--compile-from", default="start", choices=["start", "input"],
@@ -59,6 +65,17 @@ def build_parser():
     p.add_argument("--texflow-verbose", action="store_true",
                    help="remarks (stderr) on IR the texflow passes left unchanged, and why")
     p.add_argument("--timings", action="store_true", help="print phase timings (stderr)")
+    t = p.add_argument_group("measured tuning (README: Tuning)")
+    t.add_argument("--tune", action="store_true",
+                   help="time plain IREE and texflow's variants on the device, compile the fastest; "
+                        "the choice is cached ($TEXFLOW_CACHE/tune, default ~/.cache/texflow/tune)")
+    t.add_argument("--retune", action="store_true", help="like --tune, but measure even if cached")
+    t.add_argument("--tune-device", default=None, metavar="DRIVER",
+                   help="IREE runtime driver to time on: local-task (llvm-cpu, default) or vulkan")
+    t.add_argument("--tune-threads", type=int, default=None, metavar="N",
+                   help="local-task workers while timing (default 1)")
+    t.add_argument("--tune-rounds", type=int, default=None, metavar="N",
+                   help="interleaved timing rounds; the median decides (default 20)")
     return p
 
 
@@ -67,6 +84,10 @@ def main_impl(argv) -> int:
     bad = [a for a in extra if not a.startswith("--iree-")]
     if bad:
         raise TexflowError(f"unknown option(s): {' '.join(bad)}")
+    extra = _cpu_from_iree_flags(args, extra)
+    tuning = args.tune or args.retune
+    if not tuning and (args.tune_device, args.tune_threads, args.tune_rounds) != (None,) * 3:
+        raise TexflowError("--tune-device, --tune-threads and --tune-rounds need --tune")
     manifest_tmp = None
     if args.memory_budget and args.output and args.output != "-":
         manifest_tmp = args.output + ".plan.json.tmp"
@@ -84,9 +105,19 @@ def main_impl(argv) -> int:
                           compile_from=args.compile_from,
                           print_ir_after_all=args.print_ir_after_all,
                           select_layout=not args.no_select_layout, select_options=args.select_layout,
-                          precision=args.precision, pack_matmul=not args.no_pack_matmul)
+                          precision=args.precision, pack_matmul=not args.no_pack_matmul,
+                          target_cpu=args.target_cpu, target_triple=args.target_triple)
     if args.compile_to == "end" and not args.output:
         raise TexflowError("missing -o <output.vmfb>")
+    if tuning:
+        import dataclasses
+        from texflow.tune import TuneSettings, tune
+        Compiler(opts)  # a bad target, CPU or flag is reported before any timing
+        choice = tune(args.input, opts, TuneSettings(
+            device=args.tune_device, threads=1 if args.tune_threads is None else args.tune_threads,
+            rounds=20 if args.tune_rounds is None else args.tune_rounds, retune=args.retune))
+        print(f"texflow-compile: {choice.summary()}", file=sys.stderr)
+        opts = dataclasses.replace(opts, **choice.overrides)  # then compiled as without --tune
     if args.texflow_verbose:
         from texflow.passes.registry import set_remark_stream
         set_remark_stream(os.fdopen(os.dup(2), "w"))
@@ -120,6 +151,24 @@ def main_impl(argv) -> int:
         with open(args.output + ".plan.json") as f:
             plan_chart(json.load(f), args.plan_chart)
     return 0
+
+
+def _cpu_from_iree_flags(args, extra: list[str]) -> list[str]:
+    """`--iree-llvmcpu-target-cpu=X` / `-triple=X` passed through mean --target-cpu/--target-triple
+    (so that texflow-pack-matmul's tiles follow them too)."""
+    rest = []
+    for a in extra:
+        for prefix, attr, flag in (("--iree-llvmcpu-target-cpu=", "target_cpu", "--target-cpu"),
+                                   ("--iree-llvmcpu-target-triple=", "target_triple", "--target-triple")):
+            if a.startswith(prefix):
+                v, given = a[len(prefix):], getattr(args, attr)
+                if given not in (None, "host") and given != v:
+                    raise TexflowError(f"{flag}={given} and {a} disagree")
+                setattr(args, attr, v)
+                break
+        else:
+            rest.append(a)
+    return rest
 
 
 def main(argv=None) -> int:
