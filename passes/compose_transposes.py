@@ -28,6 +28,7 @@ def compose(outer: list[int], inner: list[int]) -> list[int]:
 @register_pass
 class ComposeTransposes(Pass):
     name = "texflow-compose-transposes"
+    undoable = True  # an optimisation: dropped, not fatal, if its result does not verify
     summary = "Fold chains of linalg.transpose into one and drop identity transposes"
 
     def apply(self, module) -> None:

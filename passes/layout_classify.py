@@ -124,6 +124,7 @@ def fused_quadrant(a: Quadrant, b: Quadrant) -> Quadrant:
 @register_pass
 class ClassifyQuadrants(Pass):
     name = "texflow-classify-quadrants"
+    undoable = True  # an optimisation: dropped, not fatal, if its result does not verify
     summary = "Annotate every op with its SmartMem quadrant (#layout.quadrant)"
 
     def apply(self, module) -> None:

@@ -143,31 +143,33 @@ def generic_permutation(operation) -> list[int] | None:
 
 
 def reassociation(src: list[int], dst: list[int]) -> list[list[int]] | None:
-    """Groups of the longer shape's dims whose products give the shorter's dims.
+    """Groups of the longer shape's dims whose products give the shorter's dims: each group
+    contiguous and non-empty, every dim of the longer shape in one group.
 
-    Returns None when src -> dst is not a pure collapse or expand."""
+    Returns None when src -> dst is not a pure collapse or expand.  Unit dims can go to
+    either neighbouring group, and a greedy choice can strand a later unit dim of the
+    shorter shape with an empty group ([1,1,1,1,4] -> [1,4,1,1], an NC4HW4 tensor of four
+    channels at 1x1); so this searches, depth first, trying each possible group length.
+    Every valid grouping describes the same row-major reinterpretation."""
     small, big = (src, dst) if len(src) <= len(dst) else (dst, src)
-    if prod(small) != prod(big):
+    if prod(small) != prod(big) or (len(small) == 0) != (len(big) == 0):
         return None
-    groups, j = [], 0
-    for i, n in enumerate(small):
-        g, p = [], 1
-        while j < len(big) and (p < n or (not g)):
-            g.append(j)
-            p *= big[j]
-            j += 1
-            if p == n and (j >= len(big) or big[j] != 1 or i == len(small) - 1):
+
+    def place(i: int, j: int) -> list[list[int]] | None:
+        if i == len(small):
+            return [] if j == len(big) else None
+        p = 1
+        for k in range(j, len(big) - (len(small) - i - 1)):
+            p *= big[k]
+            if p == small[i]:
+                rest = place(i + 1, k + 1)
+                if rest is not None:
+                    return [list(range(j, k + 1))] + rest
+            elif small[i] and p > small[i]:
                 break
-        if p != n:
-            return None
-        groups.append(g)
-    # trailing unit dims join the last group
-    while j < len(big):
-        if big[j] != 1 or not groups:
-            return None
-        groups[-1].append(j)
-        j += 1
-    return groups
+        return None
+
+    return place(0, 0)
 
 
 def pack_op(src, init, dims: list[int], tiles: list[int], pad=None, outer_perm=None):

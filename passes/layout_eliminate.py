@@ -67,6 +67,7 @@ def inverse(perm: list[int]) -> list[int]:
 @register_pass
 class EliminateLayout(Pass):
     name = "texflow-eliminate-layout"
+    undoable = True  # an optimisation: dropped, not fatal, if its result does not verify
     summary = "Compose, cancel and fold layout.transform ops (SmartMem pair rules)"
 
     @dataclasses.dataclass

@@ -23,6 +23,7 @@ RESHAPES = ("tensor.expand_shape", "tensor.collapse_shape", "tensor.reshape")
 @register_pass
 class RaiseLayout(Pass):
     name = "texflow-raise-layout"
+    undoable = True  # an optimisation: dropped, not fatal, if its result does not verify
     summary = "Turn transposes, reshapes and copies into layout.transform ops"
 
     def apply(self, module) -> None:

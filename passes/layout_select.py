@@ -133,6 +133,7 @@ class Node:
 @register_pass
 class SelectLayout(Pass):
     name = "texflow-select-layout"
+    undoable = True  # an optimisation: dropped, not fatal, if its result does not verify
     summary = ("Choose NCHW, NHWC or texel-packed NC4HW4 for each tensor of convolution regions "
                "by a per-target cost model (CP-SAT, greedy fallback)")
 
@@ -146,7 +147,9 @@ class SelectLayout(Pass):
         layouts: str = dataclasses.field(default="nchw,nhwc,nc4hw4", metadata={
             "help": "layouts the selection may use (nchw is always allowed)"})
         solver: str = dataclasses.field(default="auto", metadata={"help": "auto | cpsat | greedy"})
-        time_limit: float = dataclasses.field(default=5.0, metadata={"help": "CP-SAT seconds"})
+        time_limit: float = dataclasses.field(default=5.0, metadata={
+            "help": "CP-SAT deterministic seconds (its work counter, not the clock: the same "
+                    "answer under any machine load)"})
         max_exact_nodes: int = dataclasses.field(default=2000, metadata={
             "help": "larger regions are solved by the greedy rule"})
         packing: str = dataclasses.field(default="auto", metadata={
@@ -201,7 +204,7 @@ class SelectLayout(Pass):
                                self.options.max_exact_nodes)
             ref = ["nchw" if "nchw" in d else d[0] for d in pb.domains]
             base = pb.cost(ref)
-            entry = {"solver": sol.solver, "solve_s": round(sol.seconds, 3),
+            entry = {"solver": sol.solver,
                      "estimated_ms": round(sol.cost, 4), "estimated_ms_all_nchw": round(base, 4),
                      "lower_bound_ms": None if sol.bound is None else round(sol.bound, 4)}
             n_conv = sum(1 for n in nodes if n.kind in ("conv", "dwconv"))

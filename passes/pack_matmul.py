@@ -186,6 +186,7 @@ def _multiply_unpack(lhs_p, rhs_p, lead: list[int], M: int, N: int, m0: int, n0:
 @register_pass
 class PackMatmul(Pass):
     name = "texflow-pack-matmul"
+    undoable = True  # an optimisation: dropped, not fatal, if its result does not verify
     summary = ("Rewrite matmuls with constant weights as linalg.mmt4d on weights tiled at compile "
                "time (data tiling without a second weight copy)")
 

@@ -27,6 +27,11 @@ class Pass:
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    # An optimisation whose result may be dropped: when it raises an internal error or leaves
+    # IR that does not verify, the module is put back as it was before the pass and the
+    # compile goes on (a statistic records it).  Passes whose result the user asked for
+    # (a memory budget's plan, half precision) or that later passes rely on are not undoable.
+    undoable: ClassVar[bool] = False
 
     @dataclasses.dataclass
     class Options:
@@ -38,6 +43,7 @@ class Pass:
         except TypeError as e:
             raise PassOptionError(f"{self.name}: {e}") from None
         self.statistics: dict[str, int] = {}
+        self.undone: str | None = None  # why the pass was undone (undoable passes only)
 
     def apply(self, module) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -50,7 +56,7 @@ class Pass:
         opts = dataclasses.asdict(self.options)
         if not opts:
             return self.name
-        body = " ".join(f"{k.replace('_', '-')}={_fmt(v)}" for k, v in opts.items())
+        body = " ".join(f"{k.replace('_', '-')}={quote_option(_fmt(v))}" for k, v in opts.items())
         return f"{self.name}{{{body}}}"
 
     @classmethod
@@ -117,11 +123,80 @@ def _convert(cls: type[Pass], key: str, text: str):
                               f"{getattr(t, '__name__', t)}, got '{text}'") from None
 
 
+def quote_option(value: str) -> str:
+    """An option value as pipeline text: bare when it has no space, quote, brace, comma or
+    `=`, else in double quotes (backslash escapes `"` and `\\`), as MLIR's option parser
+    accepts it."""
+    if value and not any(c in value for c in ' \t"\'{}(),=\\'):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def split_options(text: str) -> list[tuple[str, str | None]]:
+    """`k=v k2="a b" k3={x y}` -> [(k, v), (k2, 'a b'), (k3, 'x y')]; a key without `=`
+    gives (key, None).  Quoted values may hold spaces, `=`, braces and commas."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        while i < n and text[i].isspace():
+            i += 1
+        if i >= n:
+            break
+        j = i
+        while j < n and not text[j].isspace() and text[j] != "=":
+            j += 1
+        key = text[i:j]
+        if j >= n or text[j] != "=":
+            out.append((key, None))
+            i = j
+            continue
+        j += 1
+        if j < n and text[j] == '"':
+            val, j = [], j + 1
+            while j < n and text[j] != '"':
+                if text[j] == "\\" and j + 1 < n:
+                    j += 1
+                val.append(text[j])
+                j += 1
+            if j >= n:
+                raise TexflowError(f"unterminated quoted value of option '{key}'")
+            out.append((key, "".join(val)))
+            i = j + 1
+        elif j < n and text[j] == "{":
+            depth, k = 0, j
+            while k < n:
+                depth += {"{": 1, "}": -1}.get(text[k], 0)
+                if depth == 0:
+                    break
+                k += 1
+            if k >= n:
+                raise TexflowError(f"unbalanced braces in the value of option '{key}'")
+            out.append((key, text[j + 1:k]))
+            i = k + 1
+        else:
+            k = j
+            while k < n and not text[k].isspace():
+                k += 1
+            out.append((key, text[j:k]))
+            i = k
+    return out
+
+
 def split_pipeline(text: str) -> list[str]:
-    """Split a comma-separated pipeline at top level (respecting (), {})."""
-    items, depth, cur = [], 0, []
+    """Split a comma-separated pipeline at top level (respecting (), {} and quoted values)."""
+    items, depth, cur, quoted, escaped = [], 0, [], False, False
     for ch in text:
-        if ch in "({":
+        if quoted:
+            cur.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = False
+            continue
+        if ch == '"':
+            quoted = True
+        elif ch in "({":
             depth += 1
         elif ch in ")}":
             depth -= 1
@@ -132,7 +207,7 @@ def split_pipeline(text: str) -> list[str]:
             cur = []
         else:
             cur.append(ch)
-    if depth != 0:
+    if depth != 0 or quoted:
         raise TexflowError(f"unbalanced pipeline '{text}'")
     if "".join(cur).strip():
         items.append("".join(cur).strip())
@@ -152,9 +227,8 @@ def parse_pass(item: str) -> Pass | None:
     if rest:
         if not rest.endswith("}"):
             raise TexflowError(f"malformed options in '{item}'")
-        for kv in rest[:-1].split():
-            k, eq, v = kv.partition("=")
-            if not eq:
+        for k, v in split_options(rest[:-1]):
+            if v is None:
                 raise PassOptionError(f"pass '{name}': option '{k}' needs a value")
             opts[k.replace("-", "_")] = _convert(cls, k, v)
     return cls(**opts)
@@ -191,23 +265,79 @@ def _emit_error(op, message: str) -> None:
         op.location.emit_error(message)
 
 
+def snapshot_module(module):
+    """A detached copy of `module` (its ops and attributes) to restore from."""
+    return module.clone()
+
+
+def restore_module(module, snapshot) -> None:
+    """Put `snapshot`'s body and attributes back into `module` (in place: the pass manager
+    holds `module`).  Top-level ops of a module use no SSA values of each other, so the
+    body can be erased op by op and refilled from the snapshot's."""
+    body = module.regions[0].blocks[0]
+    for o in reversed(list(body.operations)):
+        o.operation.erase()
+    for o in list(snapshot.regions[0].blocks[0].operations):
+        o.operation.detach_from_parent()
+        body.append(o.operation)
+    for n in list(module.attributes):  # iterating an attribute map gives the names
+        if n not in snapshot.attributes:
+            del module.attributes[n]
+    for n in list(snapshot.attributes):
+        module.attributes[n] = snapshot.attributes[n]
+    snapshot.erase()
+
+
+def _verify_error(op) -> str | None:
+    """None if `op` verifies, else its first diagnostic on one line."""
+    from iree.compiler import ir
+    try:
+        op.verify()
+    except ir.MLIRError as e:
+        d = e.error_diagnostics
+        return (f"{d[0].message} at {d[0].location}" if d else str(e).splitlines()[0])
+    return None
+
+
 def _as_external(p: Pass, print_ir: PrintIR | None, stats_sink: list | None):
     def run(op, pass_):
+        from iree.compiler import ir
+        snapshot = snapshot_module(op) if p.undoable else None
+        undo_why = None
         try:
-            from iree.compiler import ir
             with op.context, ir.Location.unknown(op.context):
                 p.apply(op)
         except TexflowError as e:
+            if snapshot is not None:
+                snapshot.erase()
             _emit_error(op, f"{p.name}: {e}")
             pass_.signal_pass_failure()
             return
-        except Exception as e:  # a bug in texflow: still one line, no traceback
+        except Exception as e:  # a bug in texflow: undone if we can, else one line
             if os.environ.get("TEXFLOW_DEBUG"):
                 traceback.print_exc()
-            _emit_error(op, f"internal error in {p.name}: {type(e).__name__}: {e} "
-                            "(set TEXFLOW_DEBUG=1 for a traceback)")
-            pass_.signal_pass_failure()
-            return
+            if snapshot is None:
+                _emit_error(op, f"internal error in {p.name}: {type(e).__name__}: {e} "
+                                "(set TEXFLOW_DEBUG=1 for a traceback)")
+                pass_.signal_pass_failure()
+                return
+            undo_why = f"internal error {type(e).__name__}: {e}"
+        if undo_why is None:
+            err = _verify_error(op)
+            if err is not None:
+                if snapshot is None:
+                    _emit_error(op, f"{p.name} produced IR that does not verify: {err}")
+                    pass_.signal_pass_failure()
+                    return
+                undo_why = f"result did not verify: {err}"
+        if undo_why is not None:
+            with op.context:
+                restore_module(op, snapshot)
+            p.undone = undo_why
+            p.statistics = {"pass undone (module kept as before it)": 1}
+            remark(p.name, op, f"undone, the module is kept as before the pass: {undo_why}")
+        elif snapshot is not None:
+            snapshot.erase()
         if print_ir is not None and print_ir.stream is not None:
             print(f"// -----// IR Dump After {p.name} //----- //", file=print_ir.stream)
             print(op.get_asm(large_elements_limit=16), file=print_ir.stream)

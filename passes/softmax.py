@@ -269,6 +269,7 @@ def three_generic_softmax(x, a: int):
 @register_pass
 class RewriteSoftmax(Pass):
     name = "texflow-rewrite-softmax"
+    undoable = True  # an optimisation: dropped, not fatal, if its result does not verify
     summary = ("Rewrite decomposed softmaxes as max / sum-of-exp / normalise generics, which "
                "IREE's CPU code runs 1.5-2.4x faster than the linalg.softmax it would raise")
 
@@ -402,6 +403,7 @@ def _single_user_through_reshapes(v):
 @register_pass
 class FuseAttention(Pass):
     name = "texflow-fuse-attention"
+    undoable = True  # an optimisation: dropped, not fatal, if its result does not verify
     summary = ("Fuse Q.K^T -> softmax -> .V with narrow heads into iree_linalg_ext.attention "
                "(online softmax: the score matrix is never written)")
 

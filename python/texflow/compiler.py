@@ -33,7 +33,12 @@ class Phase:
     """A texflow phase: a named pipeline that runs after IREE's `input` phase."""
     name: str
     summary: str
-    pipeline: str
+    # textual items and/or Pass instances: values such as file paths travel as typed
+    # options of Pass instances, never through option text (a path may hold spaces)
+    pipeline: str | list
+    # an optimisation phase: when any of its passes fails, the module is put back as it was
+    # before the phase and the compile goes on as plain IREE would (a warning says why)
+    optional: bool = False
 
 
 def texflow_phases(options: "CompileOptions") -> list[Phase]:
@@ -44,20 +49,23 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
                             with_pack_tiles(options.layout_pipeline or default_layout_pipeline(
                                 options.target, options.select_layout, options.precision,
                                 options.select_options, Compiler.packs(options)),
-                                options.target_cpu, options.target_triple)))
+                                options.target_cpu, options.target_triple),
+                            optional=options.layout_pipeline is None and not options.select_options
+                            and options.precision == "f32"))
     if options.memory_budget:
-        opts = [f"memory-budget={options.memory_budget}", f"time-limit={options.plan_time_limit}"]
-        if options.plan_manifest:
-            opts.append(f"manifest={options.plan_manifest}")
+        from texflow.passes.wstream_plan import WStreamPlan
+        from texflow.passes.wstream_split import WStreamSplitWeights
+        from texflow.streaming.model import parse_bytes
         # A weight over an eighth of the budget (and over 256 KiB: smaller slices
         # would cost more in dispatches than they save) is split with its
         # contraction, one stage per slice, so that no single weight makes a
         # budget infeasible.
-        from texflow.streaming.model import parse_bytes
         max_slice = max(256 * 1024, parse_bytes(options.memory_budget) // 8)
-        split = f"texflow-wstream-split-weights{{max-bytes={max_slice}}},"
         phases.append(Phase("texflow-wstream", "weight-streaming plan under a memory budget (FlashMem)",
-                            split + "texflow-wstream-plan{" + " ".join(opts) + "}"))
+                            [WStreamSplitWeights(max_bytes=max_slice),
+                             WStreamPlan(memory_budget=options.memory_budget,
+                                         time_limit=options.plan_time_limit,
+                                         manifest=options.plan_manifest or "")]))
     # A streamed module is cut into segment functions whose weights are
     # arguments (texflow-wstream-outline), so the runtime can execute the plan.
     lower = "texflow-wstream-outline" if options.memory_budget and options.stream_segments \
@@ -123,7 +131,7 @@ class CompileOptions:
     compile_from: str = "start"  # "start" or "input" (input: IR is already at IREE input level)
     compile_to: str = "end"  # an IREE phase or a texflow phase name
     memory_budget: str | None = None  # e.g. "64MiB": plan weight streaming (wstream)
-    plan_time_limit: float = 10.0  # CP-SAT seconds
+    plan_time_limit: float = 10.0  # CP-SAT deterministic seconds (a work limit, not the clock)
     plan_manifest: str | None = None  # write the streaming plan as JSON here
     weight_archive: str | None = None  # write the planned weights here (.irpa); needs plan_manifest
     stream_segments: bool = True  # with memory_budget: segment functions taking their weights
@@ -146,6 +154,9 @@ class CompileResult:
     weight_archive: dict | None = None  # key -> {function, group, index, shape, dtype, bytes, sha256}
     program: dict | None = None  # segmented streaming program (texflow-wstream-outline)
     layout_report: dict | None = None  # texflow-select-layout's choices (per function, per tensor)
+    # what texflow left out to keep the compile going: a pass undone, the layout phase dropped,
+    # or the whole compile redone as plain IREE (one line each; the CLI prints them as warnings)
+    fallbacks: list[str] = dataclasses.field(default_factory=list)
 
 
 ALL_PHASES = iree_phases.IREE_PHASES[:2] + TEXFLOW_PHASE_NAMES + iree_phases.IREE_PHASES[2:]
@@ -261,7 +272,7 @@ class Compiler:
 
     def run_texflow_phases(self, module, result: CompileResult, stop_after: str | None) -> None:
         from texflow.passes import add_passes
-        from texflow.passes.registry import PrintIR
+        from texflow.passes.registry import PrintIR, restore_module, snapshot_module
 
         stream = None
         if self.options.print_ir_after_all:
@@ -272,6 +283,7 @@ class Compiler:
             pm = passmanager.PassManager("builtin.module", context=self.session.context)
             sink: list = []
             add_passes(pm, phase.pipeline, print_ir=PrintIR(stream), stats_sink=sink)
+            snapshot = snapshot_module(module) if phase.optional else None
             try:
                 with capture_stderr() as cap:
                     pm.run(module)
@@ -279,10 +291,23 @@ class Compiler:
                 diags = [d.message if str(d.location) == "loc(unknown)" or " at loc(" in d.message
                          else f"{d.message} at {d.location}" for d in e.error_diagnostics]
                 diags = diags or [cap.first_error() or str(e).splitlines()[0]]
-                raise TexflowError(f"texflow phase '{phase.name}' failed: {diags[0]}") from None
+                if snapshot is None:
+                    raise TexflowError(f"texflow phase '{phase.name}' failed: {diags[0]}") from None
+                with self.session.context:
+                    restore_module(module, snapshot)
+                snapshot, sink = None, []
+                result.fallbacks.append(f"texflow phase '{phase.name}' failed and was left out "
+                                        f"(the module goes on as plain IREE would compile it): "
+                                        f"{diags[0]}")
+                result.statistics.setdefault("texflow-driver", {})[
+                    f"phase {phase.name} left out"] = 1
+            if snapshot is not None:
+                snapshot.erase()
             for p in sink:
                 if p.statistics:
                     result.statistics.setdefault(p.name, {}).update(p.statistics)
+                if p.undone:
+                    result.fallbacks.append(f"{p.name} was undone: {p.undone}")
             if stream is not None:
                 stream.flush()
             result.timings[phase.name] = time.perf_counter() - t0
@@ -314,6 +339,33 @@ class Compiler:
                 return result
         if to in TEXFLOW_PHASE_NAMES and not any(p.name == to for p in texflow_phases(o)):
             raise TexflowError(f"phase '{to}' is disabled by the options")
+        # Never fail where plain IREE compiles: keep the input-level module, and when IREE
+        # rejects what texflow's layout phase made of it, compile that copy as plain IREE would.
+        pristine = module.clone() if o.layout and to not in TEXFLOW_PHASE_NAMES \
+            and o.layout_pipeline is None and o.precision == "f32" else None
+        try:
+            self._finish(module, result, to)
+        except TexflowError as e:
+            if pristine is None:
+                raise
+            plain = Compiler(dataclasses.replace(o, layout=False, compile_from="input"),
+                             session=self.session)
+            fallback = CompileResult(timings=dict(result.timings))
+            try:
+                plain._finish(pristine, fallback, to)
+            except TexflowError:
+                raise e from None  # plain IREE fails as well: texflow's error is the one to see
+            fallback.fallbacks = result.fallbacks + [
+                f"IREE rejected texflow's layout phase output, so the model was compiled as "
+                f"plain IREE would compile it: {e}"]
+            fallback.statistics = {"texflow-driver": {"compiled as plain IREE": 1}}
+            return fallback
+        if pristine is not None:
+            pristine.erase()
+        return result
+
+    def _finish(self, module, result: CompileResult, to: str) -> None:
+        """texflow's phases, then IREE from `input` to `to`, filling `result`."""
         self.run_texflow_phases(module, result, to if to in TEXFLOW_PHASE_NAMES else None)
         self._stamp_target(module)
         with self.session.context:
@@ -325,13 +377,13 @@ class Compiler:
                     ir.StringAttr(module.attributes["texflow.layout_selection"]).value)
         if to in TEXFLOW_PHASE_NAMES:
             result.mlir = _asm(module)
-            return result
+            return
         t0 = time.perf_counter()
         inv = self._iree(module, "input", to)
         result.timings["iree:input->" + to] = time.perf_counter() - t0
         if to != "end":
             result.mlir = _asm(module if to not in ("vm",) else inv.export_module())
-            return result
+            return
         out = Output.open_membuffer()
         try:
             with capture_stderr() as cap:
@@ -340,8 +392,6 @@ class Compiler:
             self.session.diagnostics.set_from(cap)
             raise _iree_error(self.session, f"IREE could not emit the module ({e})") from None
         result.vmfb = bytes(out.map_memory())
-        return result
-
 
 def _is_segment(func) -> bool:
     """A streaming segment (texflow-wstream-outline): wrapped by IREE's ABI later."""
@@ -442,15 +492,11 @@ def finish_streaming_outputs(result: CompileResult, output: str, manifest_tmp: s
         os.replace(archive_tmp, output + ".irpa")
 
 
-def compile_isolated(path: str, options: CompileOptions) -> CompileResult:
-    """Compile in a forked copy of this process, so that an IREE crash (IREE
-    3.13 segfaults on some inputs, e.g. ONNX `Unique`) becomes a one-line
-    error instead of killing the caller.  It is the same in-process API
-    compilation, not an `iree-compile` subprocess; the parent only waits."""
+def _compile_in_child(path: str, options: CompileOptions) -> CompileResult:
+    """One forked compilation; an IREE crash comes back as IreeCrash (see compile_isolated)."""
     import pickle
     import signal
 
-    Compiler(options)  # validate options (target, phases, flags) in the parent
     fd, tmp = tempfile.mkstemp(prefix="texflow-compile-", suffix=".pkl")
     os.close(fd)
     try:
@@ -473,8 +519,8 @@ def compile_isolated(path: str, options: CompileOptions) -> CompileResult:
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):
             sig = signal.Signals(os.WTERMSIG(status)).name
-            raise TexflowError(f"IREE crashed ({sig}) while compiling {path}: this input hits an "
-                               "IREE bug (set TEXFLOW_DEBUG=1 and compile without isolation to debug)")
+            raise IreeCrash(f"IREE crashed ({sig}) while compiling {path}: this input hits an "
+                            "IREE bug (set TEXFLOW_DEBUG=1 and compile without isolation to debug)")
         if os.WEXITSTATUS(status) != 0 or os.path.getsize(tmp) == 0:
             raise TexflowError(f"compilation of {path} failed unexpectedly (exit {os.WEXITSTATUS(status)})")
         with open(tmp, "rb") as f:
@@ -484,6 +530,33 @@ def compile_isolated(path: str, options: CompileOptions) -> CompileResult:
         return value
     finally:
         os.unlink(tmp)
+
+
+class IreeCrash(TexflowError):
+    """IREE died on a signal while compiling (raised by compile_isolated's child)."""
+
+
+def compile_isolated(path: str, options: CompileOptions) -> CompileResult:
+    """Compile in a forked copy of this process, so that an IREE crash (IREE
+    3.13 segfaults on some inputs, e.g. ONNX `Unique`) becomes a one-line
+    error instead of killing the caller.  It is the same in-process API
+    compilation, not an `iree-compile` subprocess; the parent only waits.
+    When IREE crashes on what texflow's layout phase made, the model is compiled
+    again as plain IREE would (`CompileResult.fallbacks` says so): texflow never
+    fails where plain IREE compiles."""
+    Compiler(options)  # validate options (target, phases, flags) in the parent
+    try:
+        return _compile_in_child(path, options)
+    except IreeCrash as crash:
+        if not options.layout or options.layout_pipeline is not None or options.precision != "f32":
+            raise
+        try:
+            result = _compile_in_child(path, dataclasses.replace(options, layout=False))
+        except TexflowError:
+            raise crash from None
+        result.fallbacks.append(f"IREE crashed on texflow's layout phase output, so the model was "
+                                f"compiled as plain IREE would compile it ({crash})")
+        return result
 
 
 def compile_file(path: str, output: str | None = None, isolate: bool = False,

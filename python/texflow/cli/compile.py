@@ -131,6 +131,8 @@ def main_impl(argv) -> int:
             if tmp and os.path.exists(tmp):
                 os.unlink(tmp)
         raise
+    for why in result.fallbacks:  # what texflow left out to keep the compile going
+        print(f"texflow-compile: warning: {why}", file=sys.stderr)
     if args.texflow_statistics:
         for pname, stats in result.statistics.items():
             for k, v in stats.items():

@@ -4,10 +4,14 @@ Each tensor of a layout region gets one layout from its domain.  The cost is a s
 *unary* terms (an op's time in the layout it computes in) and *pairwise* terms (an edge
 from a producer to a consumer costs a conversion when their layouts differ).  That is the
 partitioned Boolean quadratic problem, NP-hard in general (SmartMem notes the same of
-layout selection).  `solve()` runs CP-SAT with a time limit on problems up to
-`max_exact_nodes` nodes and reports whether the optimum was proven; larger problems, or a
-solver that finds nothing in time, fall back to the greedy rule, and the result says which
-solver produced it.
+layout selection).  `solve()` runs CP-SAT on problems up to `max_exact_nodes` nodes and
+reports whether the optimum was proven; larger problems, or a solver that finds nothing
+within its limit, fall back to the greedy rule, and the result says which solver produced it.
+
+A compiler must give the same answer whatever the machine's load, so CP-SAT runs with one
+worker, a fixed seed and a *deterministic* time limit (`max_deterministic_time`, CP-SAT's
+own work counter, roughly seconds on a current core) and no wall-clock limit: the same
+problem always stops at the same point of the same search.
 """
 
 from __future__ import annotations
@@ -99,6 +103,7 @@ def greedy(pb: Problem) -> list[str]:
 
 
 def cpsat(pb: Problem, time_limit: float, hint: list[str] | None = None):
+    """`time_limit`: CP-SAT deterministic seconds (see the module docstring)."""
     """Exact PBQP with CP-SAT: one Boolean per (node, layout); an edge's conversion count is
     1 - sum over layouts of [both ends take it] (2 when both avoid NCHW and differ).
     Returns (layouts, status name, bound) or None when no solution was found in time."""
@@ -116,7 +121,7 @@ def cpsat(pb: Problem, time_limit: float, hint: list[str] | None = None):
     def conv_cost(p_vars: dict, q_vars: dict, w: int):
         """w * conversions(p, q) with both ends variables."""
         same = []
-        for l in set(p_vars) & set(q_vars):
+        for l in sorted(set(p_vars) & set(q_vars)):  # sorted: same model in every process
             s = m.new_bool_var("")
             m.add_implication(s, p_vars[l])
             m.add_implication(s, q_vars[l])
@@ -149,8 +154,9 @@ def cpsat(pb: Problem, time_limit: float, hint: list[str] | None = None):
             for l2, v in b[i].items():
                 m.add_hint(v, l2 == l)
     s = cp_model.CpSolver()
-    s.parameters.max_time_in_seconds = time_limit
-    s.parameters.num_workers = 2
+    s.parameters.max_deterministic_time = time_limit
+    s.parameters.num_workers = 1
+    s.parameters.random_seed = 0
     st = s.solve(m)
     if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
@@ -160,7 +166,9 @@ def cpsat(pb: Problem, time_limit: float, hint: list[str] | None = None):
 
 def solve(pb: Problem, solver: str = "auto", time_limit: float = 5.0,
           max_exact_nodes: int = 2000) -> Solution:
-    """`solver`: "auto" (CP-SAT up to max_exact_nodes, else greedy), "cpsat" or "greedy"."""
+    """`solver`: "auto" (CP-SAT up to max_exact_nodes, else greedy), "cpsat" or "greedy".
+    `time_limit` is in CP-SAT deterministic seconds; `Solution.seconds` is the wall time
+    spent, for the caller's statistics only (it never enters an output file)."""
     t0 = time.perf_counter()
     g = greedy(pb)
     if solver == "greedy" or (solver == "auto" and len(pb.domains) > max_exact_nodes):
@@ -168,7 +176,7 @@ def solve(pb: Problem, solver: str = "auto", time_limit: float = 5.0,
         return Solution(g, pb.cost(g), "greedy" + why, time.perf_counter() - t0)
     r = cpsat(pb, time_limit, hint=g)
     if r is None:
-        return Solution(g, pb.cost(g), f"greedy (fallback: CP-SAT found nothing in {time_limit} s)",
+        return Solution(g, pb.cost(g), f"greedy (fallback: CP-SAT found nothing within {time_limit} deterministic s)",
                         time.perf_counter() - t0)
     x, status, bound = r
     if pb.cost(g) < pb.cost(x) - 1e-9:  # a time-limited CP-SAT can lose to its own hint

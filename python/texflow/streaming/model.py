@@ -124,7 +124,6 @@ class Plan:
             "makespan_s": compute + stall,
             "makespan_gap": (stall - bound) / (compute + bound) if compute + bound > 0 else 0.0,
             "simple_bound_s": max(compute, streamed * p.chunk_s),
-            "solve_s": self.solve_s,
             "relaxed_capacity": self.relaxed_capacity,
         }
 

@@ -38,8 +38,10 @@ class InfeasibleBudget(TexflowError):
 
 @dataclasses.dataclass
 class PlannerOptions:
+    # CP-SAT deterministic seconds per solve (its work counter, not the clock), with one
+    # worker and a fixed seed: the same problem gives the same plan under any machine load
     time_limit_s: float = 10.0
-    workers: int = 2
+    workers: int = 1
     exact_limit: int = 2000      # above this many stages: LP relaxation + rounding only
     strict_overlap: bool = False  # no stalls allowed (FlashMem's overlap plan)
     use_cpsat: bool = True
@@ -277,8 +279,13 @@ def _cpsat(inst: _Instance, strict: bool, time_limit: float, workers: int, hint=
                 m.add_hint(ST[s], hST[s])
         m.add_hint(PB, sum(g.chunks for g, v in zip(prob.groups, hp) if v))
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.05, time_limit)
+    # deterministic: a work limit instead of a clock, a fixed seed; with several workers
+    # CP-SAT is deterministic only in interleaved mode
+    solver.parameters.max_deterministic_time = max(0.05, time_limit)
     solver.parameters.num_workers = max(1, workers)
+    solver.parameters.random_seed = 0
+    if workers > 1:
+        solver.parameters.interleave_search = True
     solver.parameters.add_lp_constraints_lazily = False
     status = solver.solve(m)
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -360,14 +367,13 @@ def plan(prob: Problem, options: PlannerOptions | None = None) -> Plan:
     o = options or PlannerOptions()
     t0 = time.perf_counter()
     check_budget(prob)
-    deadline = t0 + o.time_limit_s
     fallbacks: list[str] = []
     result = None
     if o.strict_overlap and prob.stages:
         for relaxed in (False, True):
             caps = physical_capacity(prob) if relaxed else [s.capacity for s in prob.stages]
             inst = _Instance(prob, caps)
-            status, pv, Xv, STv = _cpsat(inst, True, deadline - time.perf_counter(), o.workers)
+            status, pv, Xv, STv = _cpsat(inst, True, o.time_limit_s, o.workers)
             if pv is not None:
                 result = _plan_from(inst, pv, Xv, STv, status)
                 result.relaxed_capacity = relaxed
@@ -383,10 +389,8 @@ def plan(prob: Problem, options: PlannerOptions | None = None) -> Plan:
         rounded = _round(inst, lp[1]) if lp else None
         if lp is None:
             fallbacks.append("lp-failed")
-        if o.use_cpsat and inst.L <= o.exact_limit and time.perf_counter() < deadline:
-            # leave room for building the model (about 10% of the limit at 1,000 stages)
-            status, pv, Xv, STv = _cpsat(inst, False, 0.85 * (deadline - time.perf_counter()),
-                                         o.workers, hint=rounded)
+        if o.use_cpsat and inst.L <= o.exact_limit:
+            status, pv, Xv, STv = _cpsat(inst, False, o.time_limit_s, o.workers, hint=rounded)
             if pv is not None and (rounded is None or _key(inst, pv, STv) <= _key(inst, *rounded[::2])):
                 result = _plan_from(inst, pv, Xv, STv, status)
             elif pv is None:
