@@ -24,7 +24,9 @@ def _run(model, tmp_path, **kw):
     res = Compiler(CompileOptions(target="llvm-cpu", **kw)).compile_file(str(path))
     inputs = onnx_models.random_inputs(model)
     outs = Module(res.vmfb, driver="local-task")(*inputs)
-    for o, r in zip(outs, onnx_models.ort_reference(model, inputs)):
+    ref = onnx_models.ort_reference(model, inputs)
+    assert len(ref) >= 1 and len(outs) == len(ref), (len(outs), len(ref))
+    for o, r in zip(outs, ref):
         np.testing.assert_allclose(o, r, rtol=1e-4, atol=1e-5)
     return res.statistics
 
