@@ -38,7 +38,9 @@ def vulkan():
     if not _vulkan_available():
         if os.environ.get("TEXFLOW_REQUIRE_VULKAN") == "1":
             pytest.fail("TEXFLOW_REQUIRE_VULKAN=1 but no Vulkan device (apt-get install mesa-vulkan-drivers)")
-        pytest.skip("no Vulkan device")
+        pytest.skip("no Vulkan device: the Vulkan tests did NOT run (install Mesa's lavapipe, "
+                    "`apt-get install mesa-vulkan-drivers`, or run scripts/test.sh; set "
+                    "TEXFLOW_REQUIRE_VULKAN=1 to make a missing device fail instead of skip)")
     return True
 
 
