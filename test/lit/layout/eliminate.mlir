@@ -1,6 +1,14 @@
 // RUN: texflow-opt --split-input-file --pass-pipeline='builtin.module(texflow-raise-layout,texflow-eliminate-layout,texflow-verify-layout)' %s | FileCheck %s
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-raise-layout,texflow-eliminate-layout,texflow-lower-layout,texflow-verify-lowered)' %s | iree-opt | FileCheck %s --check-prefix=VALID
 // VALID: module
+// After lowering, the identity chain is gone and the elementwise block keeps no transpose.
+// VALID-LABEL: func.func @head_split_merge
+// VALID-NOT: {{linalg.transpose|tensor.expand_shape|tensor.collapse_shape|layout.transform}}
+// VALID: return %arg0
+// VALID-LABEL: func.func @through_elementwise
+// VALID-NOT: {{linalg.transpose|layout.transform}}
+// VALID: return
+// VALID-LABEL: func.func @shared_transpose
 
 // Rule "eliminate both" (Fixed -> Fixed): the attention head split and merge,
 // Reshape -> Transpose -> Transpose -> Reshape, composes to the identity.

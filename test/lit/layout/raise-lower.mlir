@@ -17,6 +17,7 @@
 // RAISE-NOT: tensor.expand_shape
 // RAISE: return %[[K]]
 // LOWER-LABEL: func.func @spellings
+// LOWER-NOT: layout.transform
 // LOWER: linalg.transpose ins(%arg0 : tensor<2x12xf32>) {{.*}} permutation = [1, 0]
 // LOWER: linalg.transpose ins(%{{.+}} : tensor<12x2xf32>) {{.*}} permutation = [1, 0]
 // LOWER: tensor.expand_shape %{{.+}} {{\[}}[0], [1, 2]] output_shape [2, 4, 3]

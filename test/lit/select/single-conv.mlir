@@ -11,12 +11,14 @@
 
 // CHEAP: module attributes {texflow.layout_selection = "{{.*}}\22nhwc\22: 1
 // CHEAP-LABEL: func.func @conv
+// CHEAP-NOT: linalg.conv_2d_nchw_fchw
 // CHEAP: linalg.transpose ins(%arg0 : tensor<1x64x58x58xf32>) outs({{.*}} : tensor<1x58x58x64xf32>) permutation = [0, 2, 3, 1]
 // CHEAP: arith.constant {{.*}} : tensor<3x3x64x64xf32>
 // CHEAP: linalg.conv_2d_nhwc_hwcf {{.*}}layout.physical = #layout.physical<array<i64: 0, 2, 3, 1>, array<i64>>
 // CHEAP: linalg.transpose {{.*}} permutation = [0, 3, 1, 2]
 // CHEAP-NOT: linalg.conv_2d_nchw_fchw
 
+// DEAR: module attributes {texflow.layout_selection = "{{.*}}\22convolutions\22: {\22nc4hw4\22: 0, \22nchw\22: 1, \22nhwc\22: 0}, \22estimated_ms\22: 2.0,
 // DEAR-LABEL: func.func @conv
 // DEAR-NOT: linalg.transpose
 // DEAR: linalg.conv_2d_nchw_fchw

@@ -13,8 +13,16 @@
 // TILES-NOT: Traceback
 
 // IREE passes and texflow passes mix in one pipeline.
-// RUN: texflow-opt --pass-pipeline='builtin.module(canonicalize,texflow-compose-transposes,cse)' %s | FileCheck %s
-// CHECK: func.func @f
-func.func @f(%arg0: tensor<2xf32>) -> tensor<2xf32> {
-  return %arg0 : tensor<2xf32>
+// (canonicalize would fold the pair too, so the statistic shows texflow's pass did it first.)
+// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-compose-transposes,canonicalize,cse)' --texflow-statistics %s 2>%t.stats | FileCheck %s
+// RUN: FileCheck %s --check-prefix=STATS < %t.stats
+// CHECK-LABEL: func.func @f
+// CHECK-NEXT: return %arg0
+// STATS: texflow-compose-transposes: 1 transpose pairs composed
+func.func @f(%arg0: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  %e0 = tensor.empty() : tensor<3x2xf32>
+  %t0 = linalg.transpose ins(%arg0 : tensor<2x3xf32>) outs(%e0 : tensor<3x2xf32>) permutation = [1, 0]
+  %e1 = tensor.empty() : tensor<2x3xf32>
+  %t1 = linalg.transpose ins(%t0 : tensor<3x2xf32>) outs(%e1 : tensor<2x3xf32>) permutation = [1, 0]
+  return %t1 : tensor<2x3xf32>
 }

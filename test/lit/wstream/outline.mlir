@@ -6,6 +6,7 @@
 // computes nothing (constants, tensor.empty, fills) into each segment.
 // The weights are gone from the module; the program is described as JSON.
 // CHECK: module attributes {texflow.wstream.program = "{{.*}}texflow.wstream.program/1
+// CHECK-NOT: util.func public @f(
 // CHECK-LABEL: util.func public @f$seg0(
 // CHECK-SAME: %[[X:.*]]: tensor<4x16xf32>, %[[W1:.*]]: tensor<16x64xf32>) -> tensor<4x64xf32>
 // CHECK-SAME: texflow.wstream.program =
