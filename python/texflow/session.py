@@ -8,6 +8,8 @@ errors become one line instead of IREE's multi-line console output.
 
 from __future__ import annotations
 
+import os
+
 import iree.compiler.api as api  # noqa: F401  (registers IREE's passes)
 from iree.compiler import ir
 
@@ -49,6 +51,20 @@ class Diagnostics:
         self.records.clear()
 
 
+# IREE's sessions share one LLVM thread pool.  A forked child (texflow compiles in one to
+# survive IREE crashes) inherits that pool without its threads, and the first parallel step
+# (the verifier, a parallel pass) waits forever for workers that do not exist: seen when the
+# parent had compiled in-process before forking.  A child therefore compiles single-threaded.
+_FORKED_CHILD = {"value": False}
+
+
+def _mark_forked_child() -> None:
+    _FORKED_CHILD["value"] = True
+
+
+os.register_at_fork(after_in_child=_mark_forked_child)
+
+
 class CompilerSession:
     """A Session + context with dialects loaded and texflow dialects registered."""
 
@@ -60,6 +76,8 @@ class CompilerSession:
             except ValueError as e:
                 raise TexflowError(f"bad IREE flag: {str(e).strip()}") from None
         self.context = self.session.context
+        if _FORKED_CHILD["value"]:
+            self.context.enable_multithreading(False)
         self.context.load_all_available_dialects()
         self.context.allow_unregistered_dialects = True
         from texflow.dialects import register_all
