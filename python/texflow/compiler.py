@@ -342,7 +342,7 @@ class Compiler:
         # Never fail where plain IREE compiles: keep the input-level module, and when IREE
         # rejects what texflow's layout phase made of it, compile that copy as plain IREE would.
         pristine = module.clone() if o.layout and to not in TEXFLOW_PHASE_NAMES \
-            and o.layout_pipeline is None and o.precision == "f32" else None
+            and o.layout_pipeline is None and not o.select_options and o.precision == "f32" else None
         try:
             self._finish(module, result, to)
         except TexflowError as e:
@@ -548,7 +548,8 @@ def compile_isolated(path: str, options: CompileOptions) -> CompileResult:
     try:
         return _compile_in_child(path, options)
     except IreeCrash as crash:
-        if not options.layout or options.layout_pipeline is not None or options.precision != "f32":
+        if not options.layout or options.layout_pipeline is not None or options.select_options \
+                or options.precision != "f32":
             raise
         try:
             result = _compile_in_child(path, dataclasses.replace(options, layout=False))

@@ -49,7 +49,9 @@ def problems(draw):
 def test_cpsat_is_optimal_and_greedy_never_better(pb):
     best = min(pb.cost(list(x)) for x in itertools.product(*pb.domains))
     sol = solve(pb, "cpsat", time_limit=10)
-    assert sol.solver == "cp-sat (optimal)"
+    # the brute-force optimum is the reference; CP-SAT's integer costs (0.1 us steps) may tie
+    # with the greedy hint, which is then kept ("feasible, greedy hint kept")
+    assert sol.solver.startswith("cp-sat (")
     assert sol.cost == pytest.approx(best, abs=1e-3)
     assert pb.cost(greedy(pb)) >= best - 1e-9
 
