@@ -50,8 +50,7 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
                                 options.target, options.select_layout, options.precision,
                                 options.select_options, Compiler.packs(options)),
                                 options.target_cpu, options.target_triple),
-                            optional=options.layout_pipeline is None and not options.select_options
-                            and options.precision == "f32"))
+                            optional=options.may_fall_back))
     if options.memory_budget:
         from texflow.passes.wstream_plan import WStreamPlan
         from texflow.passes.wstream_split import WStreamSplitWeights
@@ -143,6 +142,14 @@ class CompileOptions:
     @property
     def plain(self) -> bool:
         return not self.layout
+
+    @property
+    def may_fall_back(self) -> bool:
+        """Whether a failing layout phase may be left out (or the model compiled as plain
+        IREE): only for texflow's default choices, never for what the user asked by flag
+        (a pipeline, selection options, half precision)."""
+        return (self.layout and self.layout_pipeline is None and not self.select_options
+                and self.precision == "f32")
 
 
 @dataclasses.dataclass
@@ -341,8 +348,7 @@ class Compiler:
             raise TexflowError(f"phase '{to}' is disabled by the options")
         # Never fail where plain IREE compiles: keep the input-level module, and when IREE
         # rejects what texflow's layout phase made of it, compile that copy as plain IREE would.
-        pristine = module.clone() if o.layout and to not in TEXFLOW_PHASE_NAMES \
-            and o.layout_pipeline is None and not o.select_options and o.precision == "f32" else None
+        pristine = module.clone() if o.may_fall_back and to not in TEXFLOW_PHASE_NAMES else None
         try:
             self._finish(module, result, to)
         except TexflowError as e:
@@ -548,8 +554,7 @@ def compile_isolated(path: str, options: CompileOptions) -> CompileResult:
     try:
         return _compile_in_child(path, options)
     except IreeCrash as crash:
-        if not options.layout or options.layout_pipeline is not None or options.select_options \
-                or options.precision != "f32":
+        if not options.may_fall_back:
             raise
         try:
             result = _compile_in_child(path, dataclasses.replace(options, layout=False))
