@@ -118,6 +118,46 @@ class EliminateLayout(Pass):
                 return True
             if self.options.push_through_elementwise and self.push_through_elementwise(t):
                 return True
+            if self.read_in_order(t):
+                return True
+        return False
+
+    # -- a permuted read that undoes the permutation ---------------------------
+    def read_in_order(self, t: TransformOp) -> bool:
+        """An elementwise generic that reads `t`'s result through the inverse permutation
+        reads `t`'s source in order: it takes the source with an identity map, and the
+        transform loses that user (SmartMem's fold into the consumer's index map, kept to the
+        case where the read becomes contiguous, so no kernel gets a strided read)."""
+        perm = t.permutation
+        rank = len(perm)
+        inv = inverse(perm)
+        for use in list(t.result.uses):
+            user = use.owner
+            if not isinstance(user, (ir.Operation, ir.OpView)):
+                continue
+            user = user.operation
+            if not is_elementwise(user):
+                continue
+            maps = affine_maps(user)
+            ins = inputs_of(user)
+            for i, (v, m) in enumerate(zip(ins, maps)):
+                dims = map_dims(m)
+                if v != t.result or dims is None or m.n_dims != rank or len(dims) != rank:
+                    continue
+                # t.result dim k is the source's dim perm[k], read at loop dims[k]: source dim
+                # s is read at loop dims[inv[s]]
+                if [dims[inv[s]] for s in range(rank)] != list(range(rank)):
+                    continue
+                maps[i] = ir.AffineMap.get_identity(rank)
+                set_affine_maps(user, maps)
+                user.operands[i] = t.source
+                if not _verifies(user):
+                    user.operands[i] = t.result
+                    maps[i] = m
+                    set_affine_maps(user, maps)
+                    continue
+                self.bump("permuted reads folded into elementwise operand maps")
+                return True
         return False
 
     # -- compose: Fixed -> Fixed ------------------------------------------------
@@ -399,6 +439,14 @@ class EliminateLayout(Pass):
         if len(outs) != 1 or map_dims(out_map) != list(range(rank)) or out_map.n_dims != rank:
             return False
         if any(v == outs[0] for v in ins) or _reads_output(e):
+            return False
+        # The rebuild assumes `e` iterates over `t`'s result layout: its output has `t`'s result
+        # shape and it reads `t` in order.  A generic that reads `t` through a permuted map
+        # (an earlier push left it reading a transposed value, EfficientNet's SiLU after a
+        # squeeze-excitation conv) iterates in another order; rebuilt as if it did not, its
+        # maps disagree with its operands' shapes.
+        if static_shape(e.results[0]) != list(t.result_shape) or any(
+                v == t.result and map_dims(m) != list(range(rank)) for v, m in zip(ins, maps[:-1])):
             return False
         # Old loop k becomes new loop perm[k] (the source layout's order).
         new_maps, new_ins = [], []

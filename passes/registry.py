@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+import sys
 import traceback
 import typing
 from typing import ClassVar
@@ -330,6 +331,12 @@ def _as_external(p: Pass, print_ir: PrintIR | None, stats_sink: list | None):
                     pass_.signal_pass_failure()
                     return
                 undo_why = f"result did not verify: {err}"
+                if os.environ.get("TEXFLOW_DEBUG"):  # keep the broken IR for a reproducer
+                    import tempfile
+                    fd, dump = tempfile.mkstemp(prefix=f"{p.name}-unverified-", suffix=".mlir")
+                    with os.fdopen(fd, "w") as f:
+                        f.write(op.get_asm(assume_verified=True))
+                    print(f"{p.name}: IR that did not verify written to {dump}", file=sys.stderr)
         if undo_why is not None:
             with op.context:
                 restore_module(op, snapshot)

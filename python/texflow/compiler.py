@@ -25,7 +25,7 @@ from .errors import TexflowError
 from .importer import import_onnx, load_onnx
 from .session import CompilerSession
 from .stderr_capture import capture_stderr
-from .targets import Target, get_target, with_pack_tiles
+from .targets import Target, get_target, pack_tiles, with_pack_tiles
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +196,7 @@ class Compiler:
             raise TexflowError(f"--precision must be f32 or f16, got '{options.precision}'")
         if options.precision == "f16" and not options.layout:
             raise TexflowError("--precision=f16 needs texflow's layout phase (drop --no-layout)")
-        extra = list(PACK_IREE_FLAGS) if self.packs(options) else []
+        extra = list(self.pack_flags(options)) if self.packs(options) else []
         self.session = session or CompilerSession(list(self.target.flags) + extra
                                                   + list(options.iree_flags))
 
@@ -212,6 +212,22 @@ class Compiler:
         # (texflow-wstream-split-weights slices a matmul's weight along N); a weight already
         # tiled into an mmt4d operand could not be split, so a streamed model is not packed.
         return options.pack_matmul and not options.memory_budget
+
+    def pack_flags(self, options: CompileOptions) -> tuple[str, ...]:
+        """IREE flags for a packed module: the mmt4d microkernel, unless the pipeline names
+        tiles larger than the target's own.  IREE 3.13's mmt4d ukernel computes wrong numbers
+        for f32 tiles beyond the vector unit's (16x16x1 or 8x16x1 on an AVX2 CPU: errors of
+        ~10 on a 20x48 by 48x100 matmul; docs/known-issues.md); its generated code is right."""
+        import re
+        from texflow.passes.pack_matmul import host_tiles, parse_tiles
+        pipe = options.layout_pipeline if isinstance(options.layout_pipeline, str) else ""
+        m = re.search(r"texflow-pack-matmul\{[^}]*?\btiles=([0-9xX]+)", pipe)
+        if m is None:
+            return PACK_IREE_FLAGS
+        native = pack_tiles(options.target_cpu, options.target_triple)
+        m0, n0, _ = parse_tiles(native) if native else host_tiles()
+        t0, t1, _ = parse_tiles(m.group(1))
+        return PACK_IREE_FLAGS if t0 * t1 <= m0 * n0 else ("--iree-llvmcpu-enable-ukernels=none",)
 
     def load(self, path: str):
         p = Path(path)
@@ -435,7 +451,7 @@ def _abi_signature(func) -> tuple[list[str], list[str]]:
 
 
 def _asm(module) -> str:
-    return module.get_asm(large_elements_limit=64, enable_debug_info=False)
+    return module.get_asm(enable_debug_info=False)  # full constants: the output must compile on (--compile-from)
 
 
 @contextlib.contextmanager

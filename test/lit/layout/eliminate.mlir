@@ -145,3 +145,43 @@ func.func @shared_transpose(%arg0: tensor<2x8x4xf32>, %arg1: tensor<2x8x5xf32>) 
   %m = linalg.batch_matmul ins(%t, %arg1 : tensor<2x4x8xf32>, tensor<2x8x5xf32>) outs(%f : tensor<2x4x5xf32>) -> tensor<2x4x5xf32>
   return %m, %t : tensor<2x4x5xf32>, tensor<2x4x8xf32>
 }
+
+// -----
+// EfficientNet's squeeze-excitation SiLU after layout selection: x * sigmoid(x), both read
+// from one NCHW tensor through the same NCHW->NHWC transpose, the product transposed back.
+// The region is rebuilt in NCHW and both transposes cancel. Rebuilding it once more from the
+// second transpose, as if the rebuilt op still iterated in NHWC, gave a generic whose maps
+// disagreed with its operands ('inferred input/output operand #1 has shape's dimension #1
+// to be 1, but found 20'): the pass was undone and the transposes stayed.
+// CHECK-LABEL: func.func @se_silu
+// CHECK-NOT: layout.transform
+// CHECK: %[[S:.+]] = linalg.generic {{.*}} ins(%arg0 : tensor<1x20x1x1xf32>)
+// CHECK: math.exp
+// CHECK: linalg.generic {indexing_maps = [#[[ID:map[0-9]*]], #[[ID]], #[[ID]]]{{.*}} ins(%arg0, %[[S]] : tensor<1x20x1x1xf32>, tensor<1x20x1x1xf32>)
+// CHECK-NOT: layout.transform
+// CHECK: return
+func.func @se_silu(%arg0: tensor<1x20x1x1xf32>) -> tensor<1x20x1x1xf32> {
+  %cst = arith.constant 1.000000e+00 : f32
+  %e0 = tensor.empty() : tensor<1x1x1x20xf32>
+  %x = linalg.transpose ins(%arg0 : tensor<1x20x1x1xf32>) outs(%e0 : tensor<1x1x1x20xf32>) permutation = [0, 2, 3, 1]
+  %e1 = tensor.empty() : tensor<1x20x1x1xf32>
+  %sig = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%arg0 : tensor<1x20x1x1xf32>) outs(%e1 : tensor<1x20x1x1xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %n = arith.negf %in : f32
+    %x0 = math.exp %n : f32
+    %d = arith.addf %x0, %cst : f32
+    %r = arith.divf %cst, %d : f32
+    linalg.yield %r : f32
+  } -> tensor<1x20x1x1xf32>
+  %e2 = tensor.empty() : tensor<1x1x1x20xf32>
+  %sigt = linalg.transpose ins(%sig : tensor<1x20x1x1xf32>) outs(%e2 : tensor<1x1x1x20xf32>) permutation = [0, 2, 3, 1]
+  %e3 = tensor.empty() : tensor<1x1x1x20xf32>
+  %m = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>], iterator_types = ["parallel", "parallel", "parallel", "parallel"]} ins(%x, %sigt : tensor<1x1x1x20xf32>, tensor<1x1x1x20xf32>) outs(%e3 : tensor<1x1x1x20xf32>) {
+  ^bb0(%a: f32, %b: f32, %out: f32):
+    %p = arith.mulf %a, %b : f32
+    linalg.yield %p : f32
+  } -> tensor<1x1x1x20xf32>
+  %e4 = tensor.empty() : tensor<1x20x1x1xf32>
+  %back = linalg.transpose ins(%m : tensor<1x1x1x20xf32>) outs(%e4 : tensor<1x20x1x1xf32>) permutation = [0, 3, 1, 2]
+  return %back : tensor<1x20x1x1xf32>
+}
