@@ -10,9 +10,10 @@ fuses with their producers).  Measured on this machine (1 thread, AVX-512): a 64
 768x3072 matmul takes 12.7 ms plain, 3.3 ms with IREE's data tiling and 3.5 ms as mmt4d with
 the packed weight (see benchmarks/cpu-parity).
 
-Matched: `linalg.matmul` and `linalg.batch_matmul` (batch 1) whose right-hand side is a float
-constant, K x N or N x K, possibly through copies that only broadcast, transpose or reshape it
-(how ONNX MatMul on 3-D activations arrives: a broadcast of the weight to 1xKxN); with
+Matched: `linalg.matmul` and `linalg.batch_matmul` whose right-hand side is a float constant,
+K x N or N x K, possibly through copies that only broadcast, transpose or reshape it (how ONNX
+MatMul on 3-D activations arrives: a broadcast of the weight to 1xKxN; on 4-D ones, Swin's
+windows or ConvNeXt's rows, a broadcast to BxKxN, whose B batches become rows of one matmul); with
 `dynamic=true`, (batch) matmuls of two computed operands (attention), both packed at run time
 into `linalg.batch_mmt4d`.  With `convs=true`, convolutions with a constant filter: a 1x1 NHWC
 convolution is the matmul (N*H*W x C) by (C x F) on a (strided) view of its input, a KxK one
@@ -124,6 +125,19 @@ def weight_value(v, limit: int = 1 << 28):
     return None
 
 
+def shared_weight(v, B: int) -> np.ndarray | None:
+    """The constant [B, ...] value of `v` when all B batches are one weight (a Linear layer on
+    a 4-D activation arrives as a batch matmul with the weight broadcast over the batch:
+    Swin's windows, ConvNeXt's rows); else None.  Packing it at run time would pack the one
+    weight B times, on every call."""
+    w = weight_value(v)
+    if w is None or w.ndim != 3 or w.shape[0] != B:
+        return None
+    if w.strides[0] != 0 and not np.array_equal(w, np.broadcast_to(w[:1], w.shape)):
+        return None
+    return w
+
+
 # -- building ----------------------------------------------------------------
 
 def pack_lhs(a: np.ndarray, m0: int, k0: int) -> np.ndarray:
@@ -211,6 +225,10 @@ class PackMatmul(Pass):
         min_dynamic_reduction: int = dataclasses.field(default=32, metadata={
             "help": "with dynamic: leave run-time matmuls with a shorter reduction alone (SD-UNet's "
                     "8-wide attention heads: packing both sides cost more than it saved)"})
+        min_dynamic_fill: float = dataclasses.field(default=0.8, metadata={
+            "help": "with dynamic: leave run-time matmuls alone when less than this fraction of "
+                    "their padded M x N tiles is real (Swin's 49-token windows fill 59% of "
+                    "64 x 64: packing both sides cost 2x)"})
         max_result_bytes: int = dataclasses.field(default=1 << 20, metadata={
             "help": "write a constant-weight matmul's result in column chunks of at most this "
                     "many packed bytes (an LM head's logits would otherwise exist packed and "
@@ -258,7 +276,7 @@ class PackMatmul(Pass):
             self.bump("matmuls left (too small)")
             return False
         init = None if _fill_zero(c) else c
-        w = weight_value(b) if B == 1 else None
+        w = weight_value(b) if B == 1 else shared_weight(b, B)
         if w is not None:
             if w.ndim == 3 and dims[1][0] == 0:
                 w, bd = w[0], dims[1][1:]
@@ -269,19 +287,23 @@ class PackMatmul(Pass):
                 return False
             if bd == [n, k]:
                 w = w.T
+            # one weight for every batch: the batches are rows of one matmul (B*M x K)
             lhs = a if not batch else tensor.collapse_shape(
-                ir.RankedTensorType.get([M, K], et), a, [[0, 1], [2]])
+                ir.RankedTensorType.get([B * M, K], et), a, [[0, 1], [2]])
             if init is not None and batch:
-                init = tensor.collapse_shape(ir.RankedTensorType.get([M, N], et), init, [[0, 1], [2]])
-            r = self._mmt4d(lhs, w, init, None, M, N, K, chunk=True)
+                init = tensor.collapse_shape(ir.RankedTensorType.get([B * M, N], et), init, [[0, 1], [2]])
+            r = self._mmt4d(lhs, w, init, None, B * M, N, K, chunk=True)
             if batch:
-                r = tensor.expand_shape(ir.RankedTensorType(c.type), r, [[0, 1], [2]], [], [1, M, N])
+                r = tensor.expand_shape(ir.RankedTensorType(c.type), r, [[0, 1], [2]], [], [B, M, N])
             self.bump("matmuls packed (weights at compile time)")
         else:
             if not self.options.dynamic:
                 return False
             if K < self.options.min_dynamic_reduction:
                 self.bump("matmuls left (short reduction, run-time operands)")
+                return False
+            if self._fill(M, N) < self.options.min_dynamic_fill:
+                self.bump("matmuls left (tiles mostly padding, run-time operands)")
                 return False
             if dims[1] == lead + [k, n]:
                 nk = False
@@ -294,6 +316,12 @@ class PackMatmul(Pass):
             self.bump("matmuls packed (both operands at run time)")
         op.results[0].replace_all_uses_with(r)
         return True
+
+    def _fill(self, M: int, N: int) -> float:
+        """The fraction of the padded M x N tiles `_mmt4d` would write that is the result."""
+        m0 = min(self.m0, 1 << max(0, (M - 1).bit_length()))
+        pad = lambda x, t: -(-x // t) * t  # noqa: E731
+        return (M * N) / (pad(M, m0) * pad(N, self.n0))
 
     def _mmt4d(self, lhs, rhs, init, B: int | None, M: int, N: int, K: int, rhs_nk: bool = False,
                chunk: bool = False):

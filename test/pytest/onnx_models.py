@@ -199,3 +199,14 @@ def batched_matmul(B=3, M=12, K=8, N=20):
              helper.make_node("Relu", ["m"], ["y"])]
     return _model(nodes, [vi("a", [B, M, K]), vi("b", [B, K, N])], [vi("y", [B, M, N])], [],
                   "batched_matmul")
+
+
+def windowed_linear(seed=0, W=4, T=7, D=24, F=40):
+    """A Linear layer on 4-D activations (Swin's windows x tokens, ConvNeXt's rows x columns):
+    ONNX MatMul of [1, W, T, D] by a [D, F] weight, plus a bias.  It arrives as a batch matmul
+    of W batches whose right-hand side is the one weight broadcast over the batch."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["y"])]
+    return _model(nodes, [vi("x", [1, W, T, D])], [vi("y", [1, W, T, F])],
+                  [_w(rng, "w", D, F), _w(rng, "b", F)], "windowed_linear")

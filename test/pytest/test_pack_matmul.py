@@ -19,7 +19,7 @@ from texflow.errors import TexflowError
 from texflow.passes.pack_matmul import pack_rhs, parse_tiles
 from texflow.runtime import Module
 
-FORCE = "texflow-pack-matmul{min-flops=0 min-reduction=0 max-conv-rows=0}"
+FORCE = "texflow-pack-matmul{min-flops=0 min-reduction=0 max-conv-rows=0 min-dynamic-fill=0}"
 
 
 def _mmt4d_numpy(a, wp, m0, n0, k0):
@@ -78,6 +78,11 @@ CASES = {
     # which stay; the four projections are packed
     "attention": (lambda: onnx_models.attention(S=12, D=24, H=3),
                   {"matmuls packed (weights at compile time)": 4}),
+    # one weight broadcast over W batches: W*T rows of one matmul, the weight packed once at
+    # compile time (not W copies packed at run time on every call)
+    "windowed_linear": (lambda: onnx_models.windowed_linear(),
+                        {"matmuls packed (weights at compile time)": 1,
+                         "matmuls packed (both operands at run time)": None}),
     "batched_matmul": (lambda: onnx_models.batched_matmul(K=40),
                        {"matmuls packed (both operands at run time)": 1}),
     "conv_block": (lambda: onnx_models.conv_block(H=7),  # 3x3, 1x1 and strided 3x3 convs

@@ -2,7 +2,9 @@
 // tiled at compile time; a matmul of two computed operands (attention) packs both at run time;
 // a small-image convolution becomes im2col + mmt4d.  Tiles fixed to 16x16x1 (AVX-512's).
 
-// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0})' %s | FileCheck %s
+// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0 min-dynamic-fill=0})' %s | FileCheck %s
+// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0})' %s | FileCheck %s --check-prefix=FILL
+// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0})' --texflow-statistics -o /dev/null %s 2>&1 | FileCheck %s --check-prefix=FILLSTAT
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1})' %s | FileCheck %s --check-prefix=SMALL
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0 max-result-bytes=8192})' --texflow-statistics %s 2>&1 | FileCheck %s --check-prefix=CHUNK
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=8x8x1 min-flops=0 min-reduction=0 max-conv-rows=0})' %s | FileCheck %s --check-prefix=AVX2
@@ -56,6 +58,32 @@ func.func @broadcast_weight(%a: tensor<1x5x32xf32>) -> tensor<1x5x16xf32> {
   return %r : tensor<1x5x16xf32>
 }
 
+// A Linear layer on 4-D activations (Swin's windows, ConvNeXt's rows): one weight broadcast
+// over 3 batches.  The batches become rows of one matmul (3*5 = 15 rows, one tile of 16) and
+// the weight is packed once, at compile time; packing the broadcast at run time would pack
+// the same weight 3 times on every call.
+// CHECK-LABEL: func.func @batch_broadcast_weight
+// CHECK: tensor.collapse_shape %arg0 {{\[}}[0, 1], [2]] : tensor<3x5x32xf32> into tensor<15x32xf32>
+// CHECK: linalg.pack {{.*}} inner_tiles = [16, 1] {{.*}} -> tensor<1x32x16x1xf32>
+// CHECK: arith.constant dense<{{.*}}> : tensor<1x32x16x1xf32>
+// CHECK: linalg.mmt4d
+// CHECK: tensor.expand_shape {{.*}} : tensor<15x16xf32> into tensor<3x5x16xf32>
+// CHECK-NOT: linalg.batch_mmt4d
+// CHECK: return
+func.func @batch_broadcast_weight(%a: tensor<3x5x32xf32>) -> tensor<3x5x16xf32> {
+  %w = arith.constant dense<0.25> : tensor<32x16xf32>
+  %eb = tensor.empty() : tensor<3x32x16xf32>
+  %b = linalg.generic {indexing_maps = [#bcast, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%w : tensor<32x16xf32>) outs(%eb : tensor<3x32x16xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  } -> tensor<3x32x16xf32>
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<3x5x16xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<3x5x16xf32>) -> tensor<3x5x16xf32>
+  %r = linalg.batch_matmul ins(%a, %b : tensor<3x5x32xf32>, tensor<3x32x16xf32>) outs(%f : tensor<3x5x16xf32>) -> tensor<3x5x16xf32>
+  return %r : tensor<3x5x16xf32>
+}
+
 // Attention's Q.K^T: no constant operand, so both sides are packed at run time; the right-hand
 // side (K x N) is packed transposed (outer_dims_perm) into N-tiles.
 // CHECK-LABEL: func.func @attention_scores
@@ -63,6 +91,13 @@ func.func @broadcast_weight(%a: tensor<1x5x32xf32>) -> tensor<1x5x16xf32> {
 // CHECK: linalg.pack %arg1 {{.*}} outer_dims_perm = [0, 2, 1] inner_dims_pos = [2, 1] inner_tiles = [16, 1] {{.*}} : tensor<4x64x50xf32> -> tensor<4x4x64x16x1xf32>
 // CHECK: linalg.batch_mmt4d
 // CHECK: linalg.unpack {{.*}} -> tensor<4x50x50xf32>
+// With the default min-dynamic-fill (0.8), 50x50 scores in 16x16 tiles (61% of 64x64 real,
+// Swin's 49-token windows) are left to IREE: packing both sides at run time cost 2x there.
+// FILL-LABEL: func.func @attention_scores
+// FILL: linalg.batch_matmul
+// FILL-NOT: linalg.batch_mmt4d
+// FILL: return
+// FILLSTAT: texflow-pack-matmul: 1 matmuls left (tiles mostly padding, run-time operands)
 func.func @attention_scores(%q: tensor<4x50x64xf32>, %k: tensor<4x64x50xf32>) -> tensor<4x50x50xf32> {
   %z = arith.constant 0.0 : f32
   %e = tensor.empty() : tensor<4x50x50xf32>
