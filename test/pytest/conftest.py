@@ -46,8 +46,10 @@ def vulkan():
 
 from hypothesis import settings  # noqa: E402
 
-# CI budget for the property tests that compile models (each example compiles
-# twice); `pytest --hypothesis-profile=long` for a real search.
-settings.register_profile("ci", max_examples=10, deadline=None)
-settings.register_profile("long", max_examples=300, deadline=None)
+# ci: derandomized (the same examples every run, so a CI failure reproduces), each test's
+# own count; long: random, 10x each test's count (hypothesis_budget.examples).  The default
+# count (10) is for property tests that compile models (each example compiles twice).
+settings.register_profile("ci", max_examples=10, deadline=None, derandomize=True,
+                          print_blob=True)
+settings.register_profile("long", max_examples=300, deadline=None, derandomize=False)
 settings.load_profile(os.environ.get("TEXFLOW_HYPOTHESIS_PROFILE", "ci"))

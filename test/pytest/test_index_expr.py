@@ -5,6 +5,8 @@ import itertools
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
+from hypothesis_budget import examples
+
 from texflow import index_expr as ie
 
 
@@ -78,7 +80,7 @@ def chains(draw):
     return shape, steps
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(chains())
 def test_composed_chain_matches_numpy(chain):
     shape, steps = chain

@@ -2,15 +2,16 @@
 
 The property test builds random ONNX graphs of transpose / reshape /
 elementwise / matmul / softmax / layernorm / conv, compiles each with and
-without texflow's layout phase, and compares both with ONNX Runtime.  CI runs
-a small number of examples (hypothesis profile "ci"); run longer with
-`pytest --hypothesis-profile=long test/pytest/test_layout.py`.
+without texflow's layout phase, and compares both with ONNX Runtime.  Every op kind
+starts a graph in every run (parametrized), with two derandomized examples each under
+the "ci" profile; run longer with `pytest --hypothesis-profile=long test/pytest/test_layout.py`.
 """
 
 import numpy as np
 import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis_budget import examples
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_models
@@ -43,11 +44,20 @@ def test_fused_quadrant_is_the_more_constrained():
 
 
 # -- random graphs -------------------------------------------------------------
+OPS = ["transpose", "reshape", "relu", "add", "mul", "matmul", "softmax", "layernorm",
+       "silu", "transpose_pair", "conv"]
+SHAPES4 = ([1, 4, 4, 6], [1, 3, 5, 4], [1, 8, 2, 6], [1, 5, 6, 3])  # conv needs rank 4, batch 1
+SHAPES3 = ([1, 6, 8], [1, 5, 12], [2, 4, 6], [1, 9, 4])
+
+
 @st.composite
-def graphs(draw):
+def graphs(draw, first=None):
+    """A random graph whose first op is `first` (every rule is tried in every run: see
+    test_random_graphs_match_onnxruntime), then 1-5 drawn ops."""
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 31)))
-    rank4 = draw(st.booleans())
-    shape = [1, 4, 4, 6] if rank4 else [1, 6, 8]
+    rank4 = first == "conv" or draw(st.booleans())
+    shape = list(draw(st.sampled_from(SHAPES4 if rank4 else SHAPES3)))
+    xshape = list(shape)
     nodes, inits = [], []
     cur, n = "x", 0
 
@@ -61,12 +71,9 @@ def graphs(draw):
         inits.append(numpy_helper.from_array(arr.astype(np.float32) if arr.dtype.kind == "f" else arr, name))
         return name
 
-    for _ in range(draw(st.integers(2, 6))):
-        ops = ["transpose", "reshape", "relu", "add", "mul", "matmul", "softmax", "layernorm",
-               "silu", "transpose_pair"]
-        if len(shape) == 4 and shape[0] == 1:
-            ops.append("conv")
-        op = draw(st.sampled_from(ops))
+    for i in range(draw(st.integers(2, 6))):
+        ops = [o for o in OPS if o != "conv" or (len(shape) == 4 and shape[0] == 1)]
+        op = first if i == 0 and first else draw(st.sampled_from(ops))
         out = fresh()
         if op == "transpose":
             perm = [0] + [p + 1 for p in draw(st.permutations(range(len(shape) - 1)))]
@@ -125,7 +132,6 @@ def graphs(draw):
             shape = [1, co] + shape[2:]
         cur = out
     nodes.append(helper.make_node("Identity", [cur], ["y"]))
-    xshape = [1, 4, 4, 6] if rank4 else [1, 6, 8]
     g = helper.make_graph(nodes, "random", [onnx_models.vi("x", xshape)], [onnx_models.vi("y", shape)], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 9
@@ -133,9 +139,12 @@ def graphs(draw):
     return m
 
 
-@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(graphs())
-def test_random_graphs_match_onnxruntime(tmp_path_factory, model):
+@pytest.mark.parametrize("first", OPS)
+@settings(max_examples=examples(2), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_random_graphs_match_onnxruntime(tmp_path_factory, first, data):
+    model = data.draw(graphs(first), label="model")
     d = tmp_path_factory.mktemp("g")
     onnx.save(model, d / "m.onnx")
     x = onnx_models.random_inputs(model)

@@ -16,6 +16,8 @@ import onnx
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from hypothesis_budget import examples
+
 import onnx_models
 from texflow.compiler import CompileOptions, Compiler
 from texflow.errors import TexflowError
@@ -44,7 +46,7 @@ def problems(draw):
     return Problem(doms, unary, edges, sources)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(problems())
 def test_cpsat_is_optimal_and_greedy_never_better(pb):
     best = min(pb.cost(list(x)) for x in itertools.product(*pb.domains))
@@ -99,10 +101,12 @@ def _run(vmfb, x, driver="local-task"):
     return Module(vmfb, driver=driver)(*x)
 
 
-@settings(max_examples=4, deadline=None)
-@given(C=st.sampled_from([4, 8]), H=st.sampled_from([6, 9]), F=st.sampled_from([8, 12]),
-       force=st.sampled_from(["", "nhwc", "nc4hw4"]), seed=st.integers(0, 3))
-def test_selected_program_equals_unselected(tmp_path_factory, C, H, F, force, seed):
+# every forced layout in every run (a drawn `force` could miss NC4HW4 in 4 examples of 96)
+@pytest.mark.parametrize("force", ["", "nhwc", "nc4hw4"])
+@settings(max_examples=examples(2), deadline=None)
+@given(C=st.sampled_from([3, 4, 8, 12]), H=st.sampled_from([5, 6, 9]), F=st.sampled_from([4, 8, 12]),
+       seed=st.integers(0, 2 ** 16))
+def test_selected_program_equals_unselected(tmp_path_factory, force, C, H, F, seed):
     m = onnx_models.conv_block(seed=seed, C=C, H=H, F=F)
     path = tmp_path_factory.mktemp("sel") / "m.onnx"
     onnx.save(m, path)

@@ -9,6 +9,8 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from hypothesis_budget import examples
+
 from texflow.errors import TexflowError
 from texflow.streaming import (GroupPlan, InfeasibleBudget, Load, PlanError, PlannerOptions,
                                Problem, Stage, greedy, load_next_stage, parse_bytes, plan,
@@ -79,7 +81,7 @@ def test_minimum_budget_is_tight():
         assert "\n" not in str(e.value)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10 ** 6), L=st.integers(1, 8), G=st.integers(0, 6),
        slack=st.floats(-0.3, 1.2), pf=st.booleans())
 def test_every_plan_passes_the_verifier(seed, L, G, slack, pf):

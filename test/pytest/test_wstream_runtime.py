@@ -145,10 +145,11 @@ def test_streamed_equals_unstreamed_bit_for_bit(built, numpy_ref, policy):
     if policy != "preload-all":
         assert st["streamed_bytes"] > 0 and st["loaded_bytes"] == st["streamed_bytes"]
         assert st["preloaded_bytes"] + st["streamed_bytes"] == st["weight_bytes"]
-    # local-task's allocator statistics are real: a peak at least the resident weights
-    # (its bound by the budget is checked in a fresh process, below)
-    assert st["allocator_peak_bytes"] is not None
-    assert st["allocator_peak_bytes"] >= st["preloaded_bytes"] > 0
+    # local-task's allocator statistics are real: a peak at least the resident weights (its
+    # bound by the budget is checked in a fresh process, below).  None only where an earlier
+    # test of this process peaked higher (test_session_allocator_peak_is_the_sessions_own)
+    peak = st["allocator_peak_bytes"]
+    assert st["preloaded_bytes"] > 0 and (peak is None or peak >= st["preloaded_bytes"]), st
 
 
 def test_runtime_budget_replans_and_is_kept(built, numpy_ref):
@@ -260,16 +261,31 @@ def test_models_in_turn_allocator_peak_within_budget(built, tmp_path):
     assert st["allocator_peak_bytes"] is not None and 0 < st["allocator_peak_bytes"] <= budget, st
 
 
-@pytest.mark.xfail(strict=True, reason="FINDINGS-21.md F1: a session's allocator_peak_bytes is the "
-                   "peak of the process's shared local-task device, so an earlier session's peak shows up")
+# FINDINGS-21.md F1 (fixed): a session reported the process's peak as its own.  IREE's
+# allocator statistics are the process's (every local-task device shares them), so a session
+# measures from what was live when it began, and says None where an earlier, higher peak hides
+# its own.
 def test_session_allocator_peak_is_the_sessions_own(built):
     d, x = built
-    with StreamingSession([str(d / "a.s.vmfb")], memory_budget=10 ** 9, policy="preload-all") as s:
-        s.run(x)
+    fresh = _cli_stats(d / "a.s.vmfb", f"--input=@{d / 'x.npy'}", f"--memory-budget={BUDGET}")
+    own = fresh["allocator_peak_bytes"]
+    assert own is not None and 0 < own <= BUDGET, fresh
     with StreamingSession([str(d / "a.s.vmfb")], memory_budget=BUDGET) as s:
         s.run(x)
-        st = s.summary()
-    assert st["allocator_peak_bytes"] <= BUDGET, st
+        small = s.summary()["allocator_peak_bytes"]
+    with StreamingSession([str(d / "a.s.vmfb")], memory_budget=10 ** 9, policy="preload-all") as s:
+        s.run(x)
+        big = s.summary()["allocator_peak_bytes"]
+    with StreamingSession([str(d / "a.s.vmfb")], memory_budget=BUDGET) as s:
+        s.run(x)
+        after = s.summary()["allocator_peak_bytes"]
+    # a session that raises the process's peak reports its own (the budgeted one as a fresh
+    # process measures it; the preload-all one more than the budget); one below an earlier
+    # peak cannot be measured and says so, instead of reporting the earlier session's peak
+    assert big is not None and big > BUDGET and big > own, big
+    assert after is None, after
+    if small is not None:  # None if this process peaked higher before (other tests)
+        assert 0 < small <= BUDGET, (small, own)
 
 
 def _copy(d, tmp_path, name="a.s.vmfb"):

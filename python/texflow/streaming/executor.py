@@ -110,12 +110,21 @@ class StreamingSession:
         self.budget = parse_bytes(memory_budget) if memory_budget is not None else compile_budget
         # Modules on one device: the first one starts the driver (and checks its
         # subgroup size), the others join its instance.
+        # IREE's allocator statistics belong to the process (every device of a driver shares
+        # them), so the session's own peak is measured against what was live when it began,
+        # before its modules' constants were loaded
+        self.driver = driver
+        self._alloc_base = None
+        if driver != "vulkan":
+            try:
+                self._alloc_base = self._allocator_counts(rt.Config(driver).device)
+            except (RuntimeError, ValueError):
+                pass  # Module below reports a driver that does not start
         self.modules = []
         for i, m in enumerate(self.models):
             self.modules.append(Module(m.vmfb_path, driver=driver) if i == 0
                                 else _join(self.modules[0], m.vmfb))
         self.device = self.modules[0].device
-        self.driver = driver
         self._plan()
         self._fds = [os.open(m.archive_path, os.O_RDONLY) for m in self.models]
         self._lock = threading.Condition()
@@ -465,14 +474,30 @@ class StreamingSession:
             last[("value", vid)] = 10 ** 9
         return last
 
-    def allocator_peak(self) -> int | None:
+    def _allocator_counts(self, device) -> tuple[int, int] | None:
+        """(peak, live) bytes of the process's allocator statistics; None where there are none."""
         if self.driver == "vulkan":
             return None  # Vulkan's allocator peak is cumulative: not a peak
         try:
-            st = self.device.allocator.statistics
+            st = device.allocator.statistics
         except (RuntimeError, AttributeError):
             return None
-        return int(st.get("device_bytes_peak", 0)) + int(st.get("host_bytes_peak", 0))
+        peak = int(st.get("device_bytes_peak", 0)) + int(st.get("host_bytes_peak", 0))
+        live = sum(int(st.get(f"{k}_bytes_allocated", 0)) - int(st.get(f"{k}_bytes_freed", 0))
+                   for k in ("device", "host"))
+        return peak, live
+
+    def allocator_peak(self) -> int | None:
+        """The most bytes IREE's allocator held for this session, beyond what was live when it
+        began; None where that cannot be told: on Vulkan, or when the process had peaked
+        higher before the session began (its peak then stays the earlier one)."""
+        now, base = self._allocator_counts(self.device), self._alloc_base
+        if now is None or base is None:
+            return None
+        (peak, _), (peak0, live0) = now, base
+        if peak <= peak0 and peak0 > live0:
+            return None
+        return peak - live0
 
     def summary(self) -> dict:
         s = self.last
