@@ -35,14 +35,17 @@ import dataclasses
 
 import numpy as np
 from iree.compiler import ir
-from iree.compiler.dialects import arith, tensor
+from iree.compiler.dialects import tensor
 
 from texflow import index_expr as ie
 from texflow import irutil
 from texflow.dialects.layout import TransformOp
-from .layout_common import (CONTRACTIONS, affine_maps, contraction_maps, inputs_of, iterator_types, map_dims,
+from texflow.ir.structured import (CONTRACTIONS, affine_maps, contraction_maps, inputs_of, iterator_types, map_dims,
                             outputs_of, permutation_map_of, set_affine_maps, static_shape,
                             uses_index_op)
+from texflow.ir.constants import constant_array, make_constant
+from texflow.ir.structured import is_elementwise, rebuild_generic
+from texflow.ir.structured import reads_output as _reads_output, verifies as _verifies
 from .registry import Pass, register_pass, remark
 
 T_NAME = TransformOp.OPERATION_NAME
@@ -517,83 +520,3 @@ def producer_absorbs_transforms(value) -> bool:
     return o is not None and o.name == "linalg.generic" and is_elementwise(o)
 
 
-def is_elementwise(o) -> bool:
-    return (o.name == "linalg.generic" and len(o.results) == 1
-            and all(it == "parallel" for it in iterator_types(o))
-            and not uses_index_op(o) and static_shape(o.results[0]) is not None)
-
-
-def _reads_output(o) -> bool:
-    """Does the body use the output block argument (an accumulator)?"""
-    blk = o.regions[0].blocks[0]
-    n_in = len(inputs_of(o))
-    return any(list(a.uses) for a in list(blk.arguments)[n_in:])
-
-
-def _verifies(o) -> bool:
-    try:
-        return o.verify()
-    except ir.MLIRError:
-        return False
-
-
-def constant_array(cst, limit: int):
-    attr = cst.attributes["value"]
-    try:
-        dense = ir.DenseElementsAttr(attr)
-    except ValueError:
-        return None  # dense_resource or other: leave alone
-    t = ir.RankedTensorType(dense.type)
-    n = int(np.prod(t.shape)) if t.shape else 1
-    if n > limit:
-        return None
-    try:
-        if dense.is_splat:
-            return np.full(t.shape, np.array(dense.get_splat_value().value))
-        if ir.FloatType.isinstance(t.element_type) if hasattr(ir.FloatType, "isinstance") else \
-                isinstance(t.element_type, (ir.F32Type, ir.F16Type, ir.F64Type)):
-            return np.array(ir.DenseFPElementsAttr(attr)).reshape(t.shape)
-        return np.array(ir.DenseIntElementsAttr(attr)).reshape(t.shape)
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
-def make_constant(data: np.ndarray, rtype) -> ir.Value:
-    rtype = ir.RankedTensorType(rtype)
-    flat = data.reshape(-1)
-    if flat.size and np.all(flat == flat[0]):
-        attr = ir.DenseElementsAttr.get_splat(rtype, _scalar_attr(flat[0], rtype.element_type))
-    else:
-        attr = ir.DenseElementsAttr.get(np.ascontiguousarray(data), type=rtype)
-    return arith.ConstantOp(rtype, attr).result
-
-
-def _scalar_attr(x, et):
-    if isinstance(et, (ir.F32Type, ir.F16Type, ir.F64Type, ir.BF16Type)) or "f" in str(et):
-        return ir.FloatAttr.get(et, float(x))
-    return ir.IntegerAttr.get(et, int(x))
-
-
-def rebuild_generic(old, inputs, inits, maps, iterators, result_types):
-    """A new linalg.generic with `old`'s body (moved, not copied)."""
-    it_attr = ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{i}>") for i in iterators])
-    attrs = {
-        "indexing_maps": ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps]),
-        "iterator_types": it_attr,
-        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([len(inputs), len(inits)]),
-    }
-    for na in old.attributes:
-        name = na if isinstance(na, str) else na.name
-        if name not in attrs and name.startswith("layout."):
-            attrs[name] = old.attributes[name]
-    new = ir.Operation.create("linalg.generic", results=result_types, operands=list(inputs) + list(inits),
-                              attributes=attrs, regions=1, loc=old.location)
-    old_blk = old.regions[0].blocks[0]
-    blk = new.regions[0].blocks.append(*[a.type for a in old_blk.arguments])
-    for a_old, a_new in zip(old_blk.arguments, blk.arguments):
-        a_old.replace_all_uses_with(a_new)
-    ip = ir.InsertionPoint(blk)
-    for o in list(old_blk.operations):
-        o.detach_from_parent()
-        ip.insert(o)
-    return new

@@ -23,9 +23,9 @@ from texflow import index_expr as ie
 from texflow import irutil
 from texflow.dialects.layout import TransformOp
 from texflow.irutil import result_value
-from .layout_common import (affine_maps, contraction_maps, inputs_of, iterator_types, map_dims,
+from texflow.ir.structured import (affine_maps, contraction_maps, inputs_of, iterator_types, map_dims,
                             outputs_of, static_shape, uses_index_op)
-from .layout_lower import _reassoc_attr
+from texflow.ir.structured import reassoc_attr as _reassoc_attr, rebuild_generic
 
 
 def chain_to(value) -> list[TransformOp]:
@@ -113,7 +113,6 @@ def generalize_contraction(op):
 
 def try_expand_fold(user, operand_index: int, min_chain: int = 1) -> bool:
     """Fold the transform chain feeding input `operand_index` of `user`."""
-    from .layout_eliminate import rebuild_generic
     ins = inputs_of(user)
     c = ins[operand_index]
     chain = chain_to(c)
@@ -323,7 +322,6 @@ def try_fold_into_producer(t) -> bool:
     variable output layout).  Its parallel loops are split and reordered to
     follow the chain's result; operands indexed by a split loop get a free
     expand_shape.  Works for any number of users of the chain's result."""
-    from .layout_eliminate import rebuild_generic
     chain = chain_to(t.result)
     if not chain or not any(c.kind == "permute" for c in chain):
         return False

@@ -9,36 +9,14 @@ crash on one at dispatch creation).
 
 from __future__ import annotations
 
-from math import prod
-
 from iree.compiler import ir
 from iree.compiler.dialects import linalg, tensor
 
 from texflow import irutil
 from texflow.irutil import result_value
 from texflow.dialects.layout import PHYSICAL_ATTR, QUADRANT_ATTR, TransformOp
-from .layout_common import reassociation
+from texflow.ir.structured import build_reshape
 from .registry import Pass, register_pass
-
-
-def _reassoc_attr(groups):
-    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IntegerType.get_signless(64), d)
-                                               for d in g]) for g in groups])
-
-
-def build_reshape(src, src_shape, dst_shape, et):
-    """Reshape as one collapse/expand, or collapse-to-1D + expand."""
-    if src_shape == dst_shape:
-        return src
-    rtype = ir.RankedTensorType.get(dst_shape, et)
-    groups = reassociation(src_shape, dst_shape)
-    if groups is not None and len(dst_shape) < len(src_shape):
-        return result_value(tensor.collapse_shape(rtype, src, _reassoc_attr(groups)))
-    if groups is not None and len(dst_shape) > len(src_shape):
-        return result_value(tensor.expand_shape(rtype, src, _reassoc_attr(groups), [], dst_shape))
-    flat = [prod(src_shape)]
-    mid = build_reshape(src, src_shape, flat, et)
-    return build_reshape(mid, flat, dst_shape, et)
 
 
 def build_transform(t: TransformOp):

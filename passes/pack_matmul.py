@@ -47,9 +47,9 @@ from iree.compiler.dialects import arith, linalg, tensor
 from texflow import irutil
 from texflow.constdata import constant_data
 from texflow.errors import TexflowError
-from .layout_common import (affine_maps, build_generic, fill_value, is_copy_body, inputs_of, map_dims,
+from texflow.ir.structured import (affine_maps, build_generic, fill_value, is_copy_body, inputs_of, map_dims,
                             pack_op, static_shape, unpack_op)
-from .layout_eliminate import make_constant
+from texflow.ir.constants import make_constant
 from .registry import Pass, register_pass
 
 _FLOATS = ("f32", "f16", "bf16")

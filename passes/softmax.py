@@ -34,7 +34,7 @@ from iree.compiler import ir
 from iree.compiler.dialects import arith, linalg, math, tensor
 
 from texflow import irutil
-from .layout_common import (affine_maps, build_generic, contraction_maps, fill_value, generic_body_ops,
+from texflow.ir.structured import (affine_maps, build_generic, contraction_maps, fill_value, generic_body_ops,
                             inputs_of, map_dims, outputs_of)
 from .registry import Pass, register_pass
 

@@ -26,7 +26,7 @@ from iree.compiler.dialects import linalg, tensor
 from texflow import irutil
 from texflow.streaming.model import parse_bytes
 from texflow.streaming.stages import tensor_bytes
-from .layout_eliminate import make_constant
+from texflow.ir.constants import make_constant
 from .registry import Pass, register_pass
 
 CONTRACTIONS = ("linalg.matmul", "linalg.batch_matmul")

@@ -105,7 +105,7 @@ def test_squeeze_excitation_compiles_in_every_layout(se_path, tmp_path, layout, 
 
 
 def test_reassociation_never_gives_an_empty_group():
-    from texflow.passes.layout_common import reassociation
+    from texflow.ir.structured import reassociation
     assert reassociation([1, 4, 1, 1], [1, 1, 1, 1, 4]) is None  # not one expand: two steps
     assert reassociation([1, 16, 1, 1], [1, 4, 1, 1, 4]) is None
     assert reassociation([1, 8, 1], [1, 2, 4, 1]) == [[0], [1, 2], [3]]

@@ -1,14 +1,16 @@
-"""Helpers shared by the layout passes: recognising data-movement ops and
-rewriting linalg indexing maps."""
+"""Structured (linalg) ops as the passes see them: shapes, indexing maps, iterator types,
+inputs and outputs, bodies; and the builders for generic, pack/unpack and reshapes that
+several passes write.  One place, so that every pass reads a map or builds a generic alike."""
 
 from __future__ import annotations
 
 from math import prod
 
 from iree.compiler import ir
-from iree.compiler.dialects import linalg
+from iree.compiler.dialects import linalg, tensor
 
 from texflow import irutil
+from texflow.irutil import result_value
 
 CONTRACTIONS = ("linalg.matmul", "linalg.batch_matmul")
 
@@ -224,3 +226,68 @@ def build_generic(inputs, in_maps, init, out_map, iterators, body):
     with ir.InsertionPoint(blk):
         linalg.YieldOp([body(blk.arguments)])
     return g.results[0]
+
+
+def is_elementwise(o) -> bool:
+    return (o.name == "linalg.generic" and len(o.results) == 1
+            and all(it == "parallel" for it in iterator_types(o))
+            and not uses_index_op(o) and static_shape(o.results[0]) is not None)
+
+
+def reads_output(o) -> bool:
+    """Does the body use the output block argument (an accumulator)?"""
+    blk = o.regions[0].blocks[0]
+    n_in = len(inputs_of(o))
+    return any(list(a.uses) for a in list(blk.arguments)[n_in:])
+
+
+def verifies(o) -> bool:
+    try:
+        return o.verify()
+    except ir.MLIRError:
+        return False
+
+
+def reassoc_attr(groups):
+    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IntegerType.get_signless(64), d)
+                                               for d in g]) for g in groups])
+
+
+def build_reshape(src, src_shape, dst_shape, et):
+    """Reshape as one collapse/expand, or collapse-to-1D + expand."""
+    if src_shape == dst_shape:
+        return src
+    rtype = ir.RankedTensorType.get(dst_shape, et)
+    groups = reassociation(src_shape, dst_shape)
+    if groups is not None and len(dst_shape) < len(src_shape):
+        return result_value(tensor.collapse_shape(rtype, src, reassoc_attr(groups)))
+    if groups is not None and len(dst_shape) > len(src_shape):
+        return result_value(tensor.expand_shape(rtype, src, reassoc_attr(groups), [], dst_shape))
+    flat = [prod(src_shape)]
+    mid = build_reshape(src, src_shape, flat, et)
+    return build_reshape(mid, flat, dst_shape, et)
+
+
+def rebuild_generic(old, inputs, inits, maps, iterators, result_types):
+    """A new linalg.generic with `old`'s body (moved, not copied)."""
+    it_attr = ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{i}>") for i in iterators])
+    attrs = {
+        "indexing_maps": ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps]),
+        "iterator_types": it_attr,
+        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([len(inputs), len(inits)]),
+    }
+    for na in old.attributes:
+        name = na if isinstance(na, str) else na.name
+        if name not in attrs and name.startswith("layout."):
+            attrs[name] = old.attributes[name]
+    new = ir.Operation.create("linalg.generic", results=result_types, operands=list(inputs) + list(inits),
+                              attributes=attrs, regions=1, loc=old.location)
+    old_blk = old.regions[0].blocks[0]
+    blk = new.regions[0].blocks.append(*[a.type for a in old_blk.arguments])
+    for a_old, a_new in zip(old_blk.arguments, blk.arguments):
+        a_old.replace_all_uses_with(a_new)
+    ip = ir.InsertionPoint(blk)
+    for o in list(old_blk.operations):
+        o.detach_from_parent()
+        ip.insert(o)
+    return new
