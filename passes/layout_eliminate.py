@@ -40,12 +40,11 @@ from iree.compiler.dialects import tensor
 from texflow import index_expr as ie
 from texflow import irutil
 from texflow.dialects.layout import TransformOp
-from texflow.ir.structured import (CONTRACTIONS, affine_maps, contraction_maps, inputs_of, iterator_types, map_dims,
-                            outputs_of, permutation_map_of, set_affine_maps, static_shape,
-                            uses_index_op)
 from texflow.ir.constants import constant_array, make_constant
-from texflow.ir.structured import is_elementwise, rebuild_generic
-from texflow.ir.structured import reads_output as _reads_output, verifies as _verifies
+from texflow.ir.structured import (CONTRACTIONS, affine_maps, contraction_maps, inputs_of, is_elementwise,
+                                   iterator_types, map_dims, outputs_of, permutation_map_of,
+                                   reads_output as _reads_output, rebuild_generic, set_affine_maps,
+                                   static_shape, uses_index_op, verifies as _verifies)
 from .registry import Pass, register_pass, remark
 
 T_NAME = TransformOp.OPERATION_NAME

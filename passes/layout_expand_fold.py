@@ -24,8 +24,8 @@ from texflow import irutil
 from texflow.dialects.layout import TransformOp
 from texflow.irutil import result_value
 from texflow.ir.structured import (affine_maps, contraction_maps, inputs_of, iterator_types, map_dims,
-                            outputs_of, static_shape, uses_index_op)
-from texflow.ir.structured import reassoc_attr as _reassoc_attr, rebuild_generic
+                                   outputs_of, static_shape, uses_index_op)
+from texflow.ir.structured import reassoc_attr, rebuild_generic
 
 
 def chain_to(value) -> list[TransformOp]:
@@ -144,7 +144,7 @@ def try_expand_fold(user, operand_index: int, min_chain: int = 1) -> bool:
         g = generalize_contraction(user)
         if g is None:
             return False
-        _rewrite(g, operand_index, x, plan, rebuild_generic)
+        _rewrite(g, operand_index, x, plan)
         return True
     return False
 
@@ -213,7 +213,7 @@ def _mixed_radix(e: ie.Lin, sizes: list[int], extent: int):
     return [(d, sizes[d]) for _, d in reversed(terms)]
 
 
-def _rewrite(g, operand_index, x, plan, rebuild_generic):
+def _rewrite(g, operand_index, x, plan):
     subs, x_idx, x_split = plan
     maps = affine_maps(g)
     iters = iterator_types(g)
@@ -250,7 +250,7 @@ def _rewrite(g, operand_index, x, plan, rebuild_generic):
             return v, new_dims
         et = ir.RankedTensorType(v.type).element_type
         rtype = ir.RankedTensorType.get(new_shape, et)
-        return result_value(tensor.expand_shape(rtype, v, _reassoc_attr(groups), [], new_shape)), new_dims
+        return result_value(tensor.expand_shape(rtype, v, reassoc_attr(groups), [], new_shape)), new_dims
 
     def amap(dims_or_consts):
         exprs = [ir.AffineConstantExpr.get(0) if d is None else ir.AffineDimExpr.get(d)
@@ -270,7 +270,7 @@ def _rewrite(g, operand_index, x, plan, rebuild_generic):
                         shape += sp
                     et = ir.RankedTensorType(x.type).element_type
                     xv = result_value(tensor.expand_shape(ir.RankedTensorType.get(shape, et), x,
-                                                    _reassoc_attr(groups), [], shape))
+                                                    reassoc_attr(groups), [], shape))
                 new_ins.append(xv)
                 new_maps.append(amap([None if d is None else flat_to_loop[d]
                                       for ds in x_idx for d in ds]))
@@ -297,7 +297,7 @@ def _rewrite(g, operand_index, x, plan, rebuild_generic):
             if r_new.type == r_old.type:
                 r_old.replace_all_uses_with(r_new)
             else:
-                cv = result_value(tensor.collapse_shape(r_old.type, r_new, _reassoc_attr(groups)))
+                cv = result_value(tensor.collapse_shape(r_old.type, r_new, reassoc_attr(groups)))
                 r_old.replace_all_uses_with(cv)
     g.erase()
 
@@ -416,7 +416,7 @@ def try_fold_into_producer(t) -> bool:
             if nshape != shape:
                 et = ir.RankedTensorType(v.type).element_type
                 v = result_value(tensor.expand_shape(ir.RankedTensorType.get(nshape, et), v,
-                                               _reassoc_attr(groups), [], nshape))
+                                               reassoc_attr(groups), [], nshape))
             new_ins.append(v)
             new_maps.append(amap(ids))
         init = _init_like(outputs_of(p)[0], v_shape)

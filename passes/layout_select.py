@@ -45,10 +45,9 @@ from texflow import irutil
 from texflow.dialects.layout import PHYSICAL_ATTR, PhysicalLayout
 from texflow.errors import TexflowError
 from texflow.streaming.stages import tensor_bytes
-from texflow.ir.structured import affine_maps, pack_op, static_shape as _shape, unpack_op
-from texflow.ir.structured import build_reshape
 from texflow.ir.constants import constant_array, make_constant
-from texflow.ir.structured import is_elementwise, rebuild_generic, reads_output as _reads_output
+from texflow.ir.structured import (affine_maps, build_reshape, is_elementwise, pack_op, rebuild_generic,
+                                   reads_output as _reads_output, static_shape as _shape, unpack_op)
 from .registry import Pass, register_pass
 
 REPORT_ATTR = "texflow.layout_selection"

@@ -48,7 +48,7 @@ from texflow import irutil
 from texflow.constdata import constant_data
 from texflow.errors import TexflowError
 from texflow.ir.structured import (affine_maps, build_generic, fill_value, is_copy_body, inputs_of, map_dims,
-                            pack_op, static_shape, unpack_op)
+                                   pack_op, static_shape, unpack_op)
 from texflow.ir.constants import make_constant
 from .registry import Pass, register_pass
 
@@ -317,9 +317,13 @@ class PackMatmul(Pass):
         op.results[0].replace_all_uses_with(r)
         return True
 
+    def _m_tile(self, M: int) -> int:
+        """The M tile for M rows: narrowed to the next power of two for few rows."""
+        return min(self.m0, 1 << max(0, (M - 1).bit_length()))
+
     def _fill(self, M: int, N: int) -> float:
         """The fraction of the padded M x N tiles `_mmt4d` would write that is the result."""
-        m0 = min(self.m0, 1 << max(0, (M - 1).bit_length()))
+        m0 = self._m_tile(M)
         pad = lambda x, t: -(-x // t) * t  # noqa: E731
         return (M * N) / (pad(M, m0) * pad(N, self.n0))
 
@@ -331,7 +335,7 @@ class PackMatmul(Pass):
         is written in column chunks (`_mmt4d_by_columns`)."""
         et = (ir.RankedTensorType(rhs.type) if isinstance(lhs, np.ndarray)
               else ir.RankedTensorType(lhs.type)).element_type
-        m0 = min(self.m0, 1 << max(0, (M - 1).bit_length()))  # narrow tiles for few rows
+        m0 = self._m_tile(M)
         n0, k0 = self.n0, self.k0
         m1, n1, k1 = -(-M // m0), -(-N // n0), -(-K // k0)
         lead = [] if B is None else [B]

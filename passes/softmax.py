@@ -35,7 +35,7 @@ from iree.compiler.dialects import arith, linalg, math, tensor
 
 from texflow import irutil
 from texflow.ir.structured import (affine_maps, build_generic, contraction_maps, fill_value, generic_body_ops,
-                            inputs_of, map_dims, outputs_of)
+                                   inputs_of, map_dims, outputs_of)
 from .registry import Pass, register_pass
 
 _UNIT_RESHAPES = ("tensor.expand_shape", "tensor.collapse_shape")

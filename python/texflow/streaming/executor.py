@@ -108,8 +108,6 @@ class StreamingSession:
         self.time_limit = time_limit
         compile_budget = max(m.manifest["summary"]["budget_bytes"] for m in self.models)
         self.budget = parse_bytes(memory_budget) if memory_budget is not None else compile_budget
-        # Modules on one device: the first one starts the driver (and checks its
-        # subgroup size), the others join its instance.
         # IREE's allocator statistics belong to the process (every device of a driver shares
         # them), so the session's own peak is measured against what was live when it began,
         # before its modules' constants were loaded
@@ -117,9 +115,11 @@ class StreamingSession:
         self._alloc_base = None
         if driver != "vulkan":
             try:
-                self._alloc_base = self._allocator_counts(rt.Config(driver).device)
+                self._alloc_base = self._allocator_counts(rt.get_first_device([driver]))
             except (RuntimeError, ValueError):
                 pass  # Module below reports a driver that does not start
+        # Modules on one device: the first one starts the driver (and checks its
+        # subgroup size), the others join its instance.
         self.modules = []
         for i, m in enumerate(self.models):
             self.modules.append(Module(m.vmfb_path, driver=driver) if i == 0
