@@ -1,18 +1,19 @@
-"""Imports every pass module so that each registers itself."""
+"""Imports every pass module so that each registers itself, phase by phase."""
 
-from . import compose_transposes  # noqa: F401
-from . import verify_lowered  # noqa: F401
-from . import layout_verify  # noqa: F401
-from . import layout_raise  # noqa: F401
-from . import layout_lower  # noqa: F401
-from . import layout_classify  # noqa: F401
-from . import layout_eliminate  # noqa: F401
-from . import wstream_stages  # noqa: F401
-from . import wstream_plan  # noqa: F401
-from . import wstream_lower  # noqa: F401
-from . import wstream_outline  # noqa: F401
-from . import wstream_split  # noqa: F401
-from . import layout_select  # noqa: F401
-from . import demote_f16  # noqa: F401
-from . import pack_matmul  # noqa: F401
-from . import softmax  # noqa: F401
+from .layout import compose_transposes  # noqa: F401
+from .wstream import verify_lowered  # noqa: F401
+from .layout import verify  # noqa: F401
+from .layout import raise_layout  # noqa: F401
+from .layout import lower  # noqa: F401
+from .layout import classify  # noqa: F401
+from .layout import eliminate  # noqa: F401
+from .wstream import form_stages  # noqa: F401
+from .wstream import plan  # noqa: F401
+from .wstream import lower as _wstream_lower  # noqa: F401
+from .wstream import outline  # noqa: F401
+from .wstream import split_weights  # noqa: F401
+from .layout import select  # noqa: F401
+from .precision import demote_f16  # noqa: F401
+from .cpu import pack_matmul  # noqa: F401
+from .cpu import rewrite_softmax  # noqa: F401
+from .cpu import fuse_attention  # noqa: F401

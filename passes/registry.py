@@ -17,6 +17,10 @@ class PassOptionError(TexflowError):
     pass
 
 
+class Bytes(int):
+    """A size option: its text is a byte count or a size such as 256MiB or 1.5GB; 0: none."""
+
+
 class Pass:
     """Base class of texflow passes.
 
@@ -53,8 +57,12 @@ class Pass:
         self.statistics[stat] = self.statistics.get(stat, 0) + n
 
     # -- textual form -------------------------------------------------------
-    def pipeline_text(self) -> str:
+    def pipeline_text(self, defaults: bool = True) -> str:
+        """`name{opt=value ...}`; without `defaults`, only options that differ from them."""
         opts = dataclasses.asdict(self.options)
+        if not defaults:
+            base = dataclasses.asdict(self.Options())
+            opts = {k: v for k, v in opts.items() if v != base[k]}
         if not opts:
             return self.name
         body = " ".join(f"{k.replace('_', '-')}={quote_option(_fmt(v))}" for k, v in opts.items())
@@ -66,7 +74,7 @@ class Pass:
         hints = typing.get_type_hints(cls.Options)
         for f in dataclasses.fields(cls.Options):
             t = hints[f.name]
-            tname = getattr(t, "__name__", str(t))
+            tname = "size" if t is Bytes else getattr(t, "__name__", str(t))
             if isinstance(t, type) and issubclass(t, enum.Enum):
                 tname = "|".join(m.value for m in t)
             out.append(f"{f.name.replace('_', '-')}=<{tname}> (default {_fmt(f.default)})"
@@ -111,6 +119,14 @@ def _convert(cls: type[Pass], key: str, text: str):
         raise PassOptionError(f"pass '{cls.name}' has no option '{key}'"
                               f" (options: {', '.join(k.replace('_', '-') for k in fields) or 'none'})")
     t = hints[attr]
+    if t is Bytes:
+        if text.strip() in ("", "0"):
+            return Bytes(0)
+        from texflow.streaming.model import parse_bytes
+        try:
+            return Bytes(parse_bytes(text, f"option '{key}'"))
+        except TexflowError as e:
+            raise PassOptionError(f"pass '{cls.name}': {e}") from None
     try:
         if t is bool:
             if text not in ("true", "false", "1", "0"):

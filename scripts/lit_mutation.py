@@ -26,7 +26,7 @@ Every other survivor is a defect of the test, and `--check` exits non-zero on it
 
     python3 scripts/lit_mutation.py            # report
     python3 scripts/lit_mutation.py --check    # report; exit 1 on an unexpected survivor
-    python3 scripts/lit_mutation.py --json out.json test/lit/softmax
+    python3 scripts/lit_mutation.py --json out.json test/lit/cpu
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ VERIFIERS = {"texflow-verify-layout", "texflow-verify-lowered"}
 
 # (file relative to test/lit, check prefix of the RUN line) -> why it may survive.
 NEGATIVE_CONTROLS: dict[tuple[str, str], str] = {
-    ("pack/matmul.mlir", "SMALL"):
+    ("cpu/pack-matmul.mlir", "SMALL"):
         "negative control: below the default min-flops the matmul is left alone (checks linalg.matmul kept)",
     ("layout/fold-into-producer.mlir", "OFF"):
         "negative control: without fold-into-producers the batch_matmul and its transpose stay",

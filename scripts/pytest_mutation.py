@@ -23,28 +23,69 @@ import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-MUTANTS = {
-    "texflow-eliminate-layout": ["test_layout.py", "test_e2e.py"],
-    "texflow-raise-layout": ["test_layout.py"],
-    "texflow-select-layout": ["test_layout_select.py"],
-    "texflow-pack-matmul": ["test_pack_matmul.py"],
-    "texflow-rewrite-softmax": ["test_softmax.py"],
-    "texflow-fuse-attention": ["test_softmax.py"],
-    "texflow-demote-f16": ["test_targets.py", "test_layout_select.py"],
+# pass -> the tests of that pass: (file, pytest -k expression or None for the whole file)
+MUTANTS: dict[str, list[tuple[str, str | None]]] = {
+    "texflow-eliminate-layout": [("test_layout.py", None), ("test_e2e.py", None)],
+    "texflow-raise-layout": [("test_layout.py", None)],
+    "texflow-select-layout": [("test_layout_select.py", "not f16")],
+    "texflow-pack-matmul": [("test_pack_matmul.py", None)],
+    "texflow-rewrite-softmax": [("test_softmax.py", "rewritten")],
+    "texflow-fuse-attention": [("test_softmax.py", "fused or wide_heads")],
+    "texflow-demote-f16": [("test_targets.py", "f16"), ("test_layout_select.py", "f16")],
+    "texflow-compose-transposes": [("test_embedding.py", None)],
+    "texflow-wstream-split-weights": [("test_wstream_runtime.py", "split")],
+    "texflow-wstream-plan": [("test_wstream_ir.py", None), ("test_wstream_outputs.py", None)],
+    "texflow-wstream-outline": [("test_wstream_runtime.py", "not split")],
 }
 
-# test id (file::function, parameters dropped) -> why it may pass without the pass
-EXPECTED: dict[tuple[str, str], str] = {}
+# (pass, test id without parameters) -> why it may pass without the pass
+_HELPER = "tests a function of the pass's module that the pass calls, not the pass's apply"
+_CORRECT = ("a correctness test: the compiled model must give ONNX Runtime's numbers with or "
+            "without the optimisation (the pass's own tests in the file check it rewrote)")
+_SOLVER = "tests the layout solver or cost-model data (texflow.selection), which the pass calls"
+EXPECTED: dict[tuple[str, str], str] = {
+    ("texflow-pack-matmul", "test_pack_matmul.py::test_packed_weight_is_what_mmt4d_reads"):
+        _HELPER + " (pack_rhs against a numpy mmt4d)",
+    ("texflow-pack-matmul", "test_pack_matmul.py::test_tiles_option"): _HELPER + " (parse_tiles)",
+    ("texflow-select-layout", "test_layout_select.py::test_cpsat_is_optimal_and_greedy_never_better"): _SOLVER,
+    ("texflow-select-layout", "test_layout_select.py::test_conversions_between_two_non_reference_layouts_count_twice"):
+        _SOLVER,
+    ("texflow-select-layout", "test_layout_select.py::test_large_problems_fall_back_to_greedy"): _SOLVER,
+    ("texflow-select-layout", "test_layout_select.py::test_cost_models_are_data_with_their_source"): _SOLVER,
+    ("texflow-select-layout", "test_layout_select.py::test_corrupt_cost_model_is_a_clear_error"): _SOLVER,
+    ("texflow-select-layout", "test_layout_select.py::test_bad_precision_and_options_are_clear_errors"):
+        "its errors come from the compiler's option checks and the option parser, before any pass runs",
+    ("texflow-eliminate-layout", "test_layout.py::test_pair_rule_table"):
+        "tests SmartMem's pair-rule table (texflow.passes.layout.classify), data the pass does not compute",
+    ("texflow-eliminate-layout", "test_layout.py::test_fused_quadrant_is_the_more_constrained"):
+        "tests the quadrant classification (texflow.passes.layout.classify), not elimination",
+    ("texflow-raise-layout", "test_layout.py::test_pair_rule_table"):
+        "tests SmartMem's pair-rule table (texflow.passes.layout.classify), data the pass does not compute",
+    ("texflow-raise-layout", "test_layout.py::test_fused_quadrant_is_the_more_constrained"):
+        "tests the quadrant classification (texflow.passes.layout.classify), not raising",
+    ("texflow-eliminate-layout", "test_e2e.py::test_llvm_cpu_matches_onnxruntime"): _CORRECT,
+    ("texflow-eliminate-layout", "test_e2e.py::test_wrong_input_shape_is_a_clear_error"):
+        "tests the runtime's input check",
+}
 
 
-def run(mutant: str, files: list[str]) -> list[tuple[str, str]]:
-    """(test id, outcome) for every test of `files` with `mutant` disabled."""
+def run(mutant: str, selection: list[tuple[str, str | None]]) -> list[tuple[str, str]]:
+    """(test id, outcome) for every selected test with `mutant` disabled.  The hypothesis
+    profile `mutation` runs each property once per parametrization: a killed property test
+    would otherwise spend minutes shrinking its counterexample."""
+    out = []
+    for i, (f, k) in enumerate(selection):
+        out += _run_one(mutant, f, k, i)
+    return out
+
+
+def _run_one(mutant: str, f: str, k: str | None, i: int) -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory() as d:
-        xml = os.path.join(d, "r.xml")
-        env = dict(os.environ, TEXFLOW_MUTANT=mutant)
+        xml = os.path.join(d, f"r{i}.xml")
+        env = dict(os.environ, TEXFLOW_MUTANT=mutant, TEXFLOW_HYPOTHESIS_PROFILE="mutation")
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        "-m", "not slow", f"--junitxml={xml}",
-                        *[os.path.join(ROOT, "test", "pytest", f) for f in files]],
+                        "-m", "not slow", f"--junitxml={xml}", *(["-k", k] if k else []),
+                        os.path.join(ROOT, "test", "pytest", f)],
                        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         out = []
         for case in ET.parse(xml).getroot().iter("testcase"):

@@ -9,10 +9,19 @@ trap 'rm -rf "$work"' EXIT
 python3 -m pip wheel -q --disable-pip-version-check --no-deps . -w "$work/dist"
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q --disable-pip-version-check "$work"/dist/texflow-*.whl
+src=$(pwd)
 cd "$work"  # nothing of the source tree on the path
-"$work/venv/bin/python" - <<'PY'
-import pathlib, texflow
+SRC="$src" "$work/venv/bin/python" - <<'PY'
+import os, pathlib, texflow
 assert "site-packages" in texflow.__file__, texflow.__file__
+# every module of the source tree is in the wheel (a new folder without packaging would be lost)
+src, inst = pathlib.Path(os.environ["SRC"]), pathlib.Path(texflow.__file__).parent
+roots = {"python/texflow": inst, "passes": inst / "passes", "dialects": inst / "dialects"}
+missing = [f"{root}/{f.relative_to(src / root)}" for root, dest in roots.items()
+           for f in (src / root).rglob("*.py") if "__pycache__" not in f.parts
+           and not (root == "python/texflow" and f.relative_to(src / root).parts[0] in ("passes", "dialects"))
+           and not (dest / f.relative_to(src / root)).exists()]
+assert not missing, f"modules missing from the wheel: {missing}"
 import texflow.selection.costmodel, texflow.streaming.planner, texflow.passes, texflow.dialects
 assert list(pathlib.Path(texflow.dialects.__file__).parent.glob("*.irdl.mlir")), "irdl files missing"
 PY

@@ -16,7 +16,7 @@ import numpy as np
 
 
 def pipeline(setting: str) -> str:
-    from texflow.compiler import default_layout_pipeline
+    from texflow.passes.pipelines import default_layout_pipeline
     base = default_layout_pipeline("llvm-cpu")
     if setting == "default":
         return base

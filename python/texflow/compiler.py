@@ -7,7 +7,6 @@ passes as a Python `ir.Operation`, then back to IREE without re-parsing.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -25,7 +24,8 @@ from .errors import TexflowError
 from .importer import import_onnx, load_onnx
 from .session import CompilerSession
 from .stderr_capture import capture_stderr
-from .targets import Target, get_target, pack_tiles, with_pack_tiles
+from .atomic_io import write_atomically
+from .targets import Target, get_target, pack_tiles
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,83 +33,34 @@ class Phase:
     """A texflow phase: a named pipeline that runs after IREE's `input` phase."""
     name: str
     summary: str
-    # textual items and/or Pass instances: values such as file paths travel as typed
-    # options of Pass instances, never through option text (a path may hold spaces)
-    pipeline: str | list
+    # Pass instances (and upstream passes as text): values such as file paths travel as
+    # typed options, never through option text (a path may hold spaces)
+    pipeline: list
     # an optimisation phase: when any of its passes fails, the module is put back as it was
     # before the phase and the compile goes on as plain IREE would (a warning says why)
     optional: bool = False
 
 
 def texflow_phases(options: "CompileOptions") -> list[Phase]:
+    """texflow's phases for `options`, each a list of fresh pass instances
+    (texflow.passes.pipelines builds them)."""
+    from texflow.passes import pipelines
+    from texflow.streaming.model import parse_bytes
     phases = []
     if options.layout:
-        phases.append(Phase("texflow-layout",
-                            "layout-transformation elimination (SmartMem)",
-                            with_pack_tiles(options.layout_pipeline or default_layout_pipeline(
-                                options.target, options.select_layout, options.precision,
-                                options.select_options, Compiler.packs(options)),
-                                options.target_cpu, options.target_triple),
-                            optional=options.may_fall_back))
+        phases.append(Phase("texflow-layout", "layout-transformation elimination (SmartMem)",
+                            Compiler.layout_items(options), optional=options.may_fall_back))
     if options.memory_budget:
-        from texflow.passes.wstream_plan import WStreamPlan
-        from texflow.passes.wstream_split import WStreamSplitWeights
-        from texflow.streaming.model import parse_bytes
-        # A weight over an eighth of the budget (and over 256 KiB: smaller slices
-        # would cost more in dispatches than they save) is split with its
-        # contraction, one stage per slice, so that no single weight makes a
-        # budget infeasible.
-        max_slice = max(256 * 1024, parse_bytes(options.memory_budget) // 8)
         phases.append(Phase("texflow-wstream", "weight-streaming plan under a memory budget (FlashMem)",
-                            [WStreamSplitWeights(max_bytes=max_slice),
-                             WStreamPlan(memory_budget=options.memory_budget,
-                                         time_limit=options.plan_time_limit,
-                                         manifest=options.plan_manifest or "")]))
-    # A streamed module is cut into segment functions whose weights are
-    # arguments (texflow-wstream-outline), so the runtime can execute the plan.
-    lower = "texflow-wstream-outline" if options.memory_budget and options.stream_segments \
-        else "texflow-wstream-lower"
+                            pipelines.wstream_passes(parse_bytes(options.memory_budget),
+                                                     time_limit=options.plan_time_limit,
+                                                     manifest=options.plan_manifest or "")))
     phases.append(Phase("texflow-finalize", "lower texflow dialects; check none reaches IREE",
-                        lower + ",texflow-verify-lowered"))
+                        pipelines.finalize_passes(bool(options.memory_budget and options.stream_segments))))
     return phases
 
 
 TEXFLOW_PHASE_NAMES = ("texflow-layout", "texflow-wstream", "texflow-finalize")
-DEFAULT_LAYOUT_PIPELINE = ("texflow-verify-layout,texflow-raise-layout,texflow-eliminate-layout,"
-                           "texflow-lower-layout,texflow-verify-layout,canonicalize,cse")
-# On GPUs a contraction writing the layout its consumers want ("eliminate 2nd")
-# costs nothing measurable (H200, Vulkan) and removes the head-split transposes
-# IREE leaves as data-movement dispatches (LLaMA: 17 -> 5); on llvm-cpu it made
-# small attention blocks 1.3x slower, so there it stays off.
-GPU_LAYOUT_PIPELINE = DEFAULT_LAYOUT_PIPELINE.replace(
-    "texflow-eliminate-layout,", "texflow-eliminate-layout{fold-into-producers=true},")
-
-
-def default_layout_pipeline(target: str, select: bool = True, precision: str = "f32",
-                            select_options: str = "", pack: bool = True) -> str:
-    """The target's layout pipeline.  With `select`, texflow-select-layout chooses the
-    convolution regions' layouts after elimination, with the target's cost model; with
-    precision f16, texflow-demote-f16 runs first so that selection sees 2-byte elements.
-    With `pack` on llvm-cpu, texflow-fuse-attention and texflow-rewrite-softmax then put
-    attention and softmax in the forms IREE's CPU code runs fastest, and texflow-pack-matmul
-    tiles matmuls, attention and convolutions for mmt4d, with the weights packed at compile
-    time (docs/cpu.md)."""
-    p = GPU_LAYOUT_PIPELINE if target.startswith("vulkan") else DEFAULT_LAYOUT_PIPELINE
-    if select:
-        opts = " ".join([f"target={target}"] + ([select_options] if select_options else []))
-        # a second elimination round, configured as the first, composes the selection's
-        # conversions with the model's own transforms (a conv written NHWC feeding a flatten +
-        # transpose to tokens)
-        from texflow.passes.registry import split_pipeline
-        elim = next(i for i in split_pipeline(p) if i.startswith("texflow-eliminate-layout"))
-        p = p.replace("texflow-lower-layout,", f"texflow-select-layout{{{opts}}},texflow-raise-layout,"
-                                               f"{elim},texflow-lower-layout,")
-    if pack and target == "llvm-cpu":
-        p = p.replace("texflow-lower-layout,", "texflow-lower-layout,texflow-fuse-attention,"
-                                               "texflow-rewrite-softmax,texflow-pack-matmul,")
-    if precision == "f16":
-        p = "texflow-demote-f16," + p
-    return p
 
 
 # IREE's mmt4d microkernel: 5% faster than generated code on the packed matmuls
@@ -202,32 +153,45 @@ class Compiler:
 
     # -- sources ----------------------------------------------------------
     @staticmethod
+    def layout_items(options: CompileOptions) -> list:
+        """The texflow-layout phase's passes: the user's pipeline text or the target's
+        default, with texflow-pack-matmul's tiles following a named CPU."""
+        from texflow.passes import pipelines
+        if options.layout_pipeline is not None:
+            items = pipelines.parse_pipeline(options.layout_pipeline)
+        else:
+            # The streaming phase splits and stages contractions in their linalg forms
+            # (texflow-wstream-split-weights slices a matmul's weight along N); a weight already
+            # tiled into an mmt4d operand could not be split, so a streamed model is not packed.
+            items = pipelines.layout_passes(options.target, select=options.select_layout,
+                                            precision=options.precision,
+                                            select_options=options.select_options,
+                                            pack=options.pack_matmul and not options.memory_budget)
+        return pipelines.with_tiles(items, pack_tiles(options.target_cpu, options.target_triple))
+
+    @staticmethod
     def packs(options: CompileOptions) -> bool:
         """Whether the layout phase runs texflow-pack-matmul (then IREE gets the mmt4d ukernel)."""
+        from texflow.passes.cpu.pack_matmul import PackMatmul
         if not options.layout or options.target != "llvm-cpu":
             return False
-        if options.layout_pipeline is not None:
-            return "texflow-pack-matmul" in options.layout_pipeline
-        # The streaming phase splits and stages contractions in their linalg forms
-        # (texflow-wstream-split-weights slices a matmul's weight along N); a weight already
-        # tiled into an mmt4d operand could not be split, so a streamed model is not packed.
-        return options.pack_matmul and not options.memory_budget
+        return any(isinstance(i, PackMatmul) for i in Compiler.layout_items(options))
 
     def pack_flags(self, options: CompileOptions) -> tuple[str, ...]:
-        """IREE flags for a packed module: the mmt4d microkernel, unless the pipeline names
-        tiles larger than the target's own.  IREE 3.13's mmt4d ukernel computes wrong numbers
-        for f32 tiles beyond the vector unit's (16x16x1 or 8x16x1 on an AVX2 CPU: errors of
-        ~10 on a 20x48 by 48x100 matmul; docs/known-issues.md); its generated code is right."""
-        import re
-        from texflow.passes.pack_matmul import host_tiles, parse_tiles
-        pipe = options.layout_pipeline if isinstance(options.layout_pipeline, str) else ""
-        m = re.search(r"texflow-pack-matmul\{[^}]*?\btiles=([0-9xX]+)", pipe)
-        if m is None:
-            return PACK_IREE_FLAGS
+        """IREE flags for a packed module: the mmt4d microkernel, unless the pipeline packs
+        with tiles larger than the target's own.  IREE 3.13's mmt4d ukernel computes wrong
+        numbers for f32 tiles beyond the vector unit's (16x16x1 or 8x16x1 on an AVX2 CPU:
+        errors of ~10 on a 20x48 by 48x100 matmul; docs/known-issues.md); its generated code
+        is right."""
+        from texflow.passes.cpu.pack_matmul import PackMatmul, host_tiles, parse_tiles
         native = pack_tiles(options.target_cpu, options.target_triple)
         m0, n0, _ = parse_tiles(native) if native else host_tiles()
-        t0, t1, _ = parse_tiles(m.group(1))
-        return PACK_IREE_FLAGS if t0 * t1 <= m0 * n0 else ("--iree-llvmcpu-enable-ukernels=none",)
+        for p in Compiler.layout_items(options):
+            if isinstance(p, PackMatmul):
+                t0, t1, _ = parse_tiles(p.options.tiles)
+                if t0 * t1 > m0 * n0:
+                    return ("--iree-llvmcpu-enable-ukernels=none",)
+        return PACK_IREE_FLAGS
 
     def load(self, path: str):
         p = Path(path)
@@ -454,40 +418,6 @@ def _asm(module) -> str:
     return module.get_asm(enable_debug_info=False)  # full constants: the output must compile on (--compile-from)
 
 
-@contextlib.contextmanager
-def atomic_output(path: str, suffix: str = ".tmp"):
-    """Yield a temporary path beside `path`; rename it to `path` only if the
-    block succeeds, so a failure never leaves a half-written file."""
-    d = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(d):
-        raise TexflowError(f"output folder does not exist: {d}")
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".texflow-", suffix=suffix)
-    os.close(fd)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_atomically(path: str, data: bytes | str) -> None:
-    """Write via a temporary file in the same folder, then rename: never half a file."""
-    if path == "-":
-        if isinstance(data, bytes):
-            sys.stdout.buffer.write(data)
-        else:
-            sys.stdout.write(data)
-        return
-    with atomic_output(path) as tmp:
-        with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
-            f.write(data)
-
-
 def finish_streaming_outputs(result: CompileResult, output: str, manifest_tmp: str,
                              archive_tmp: str | None) -> None:
     """Complete and move the streaming side files beside `output` (already written):
@@ -506,7 +436,7 @@ def finish_streaming_outputs(result: CompileResult, output: str, manifest_tmp: s
             m["program"] = result.program
             m["program_digest"] = program_digest(result.program)
             m["module"] = os.path.basename(output)
-            from texflow.streaming.executor import plan_segments
+            from texflow.streaming.segments import plan_segments
             m["segment_plan"] = plan_segments(m, result.program)
     write_atomically(manifest_tmp, json.dumps(manifest, indent=1))
     os.replace(manifest_tmp, output + ".plan.json")
@@ -581,14 +511,34 @@ def compile_isolated(path: str, options: CompileOptions) -> CompileResult:
         return result
 
 
+def compile_to_files(path: str, options: CompileOptions, output: str | None,
+                     isolate: bool = False) -> CompileResult:
+    """Compile `path` and write every output atomically: the module (or IR) to `output`
+    ("-": stdout; None: nothing written) and, for a streamed compile (a memory budget and an
+    output file), the plan `<output>.plan.json` and the weight archive `<output>.irpa` the
+    runtime needs beside it.  On an error nothing is left behind."""
+    side = bool(options.memory_budget and output and output != "-" and options.plan_manifest is None)
+    if side:
+        options = dataclasses.replace(options, plan_manifest=output + ".plan.json.tmp",
+                                      weight_archive=output + ".irpa.tmp")
+    try:
+        result = compile_isolated(path, options) if isolate else Compiler(options).compile_file(path)
+        if output:
+            write_atomically(output, result.vmfb if result.vmfb is not None else result.mlir)
+        if side and os.path.exists(options.plan_manifest):
+            finish_streaming_outputs(result, output, options.plan_manifest, options.weight_archive)
+    finally:
+        if side:
+            for tmp in (options.plan_manifest, options.weight_archive):
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+    return result
+
+
 def compile_file(path: str, output: str | None = None, isolate: bool = False,
                  **options) -> CompileResult:
-    """Python API: compile `path` (.onnx/.mlir); write the .vmfb if `output`.
+    """Python API: compile `path` (.onnx/.mlir); write the .vmfb (and, with a memory budget,
+    its plan and weight archive) if `output`.
 
-    `isolate=True` runs the compilation in a forked process (see
-    `compile_isolated`)."""
-    opts = CompileOptions(**options)
-    result = compile_isolated(path, opts) if isolate else Compiler(opts).compile_file(path)
-    if output:
-        write_atomically(output, result.vmfb if result.vmfb is not None else result.mlir)
-    return result
+    `isolate=True` runs the compilation in a forked process (see `compile_isolated`)."""
+    return compile_to_files(path, CompileOptions(**options), output, isolate)

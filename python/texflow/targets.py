@@ -163,22 +163,3 @@ def pack_tiles(cpu: str = HOST, triple: str | None = None) -> str | None:
     if cpu == HOST and triple is None:
         return None
     return "16x16x1" if cpu_target(cpu, triple).avx512 else "8x8x1"
-
-
-def with_pack_tiles(pipeline: str, cpu: str = HOST, triple: str | None = None) -> str:
-    """`pipeline` with texflow-pack-matmul's tiles set for the named CPU where the pipeline
-    does not set them itself (it is unchanged for the host)."""
-    if not isinstance(pipeline, str):
-        return pipeline  # pass instances carry their own options
-    tiles = pack_tiles(cpu, triple) if "texflow-pack-matmul" in pipeline else None
-    if tiles is None:
-        return pipeline
-
-    def sub(m):
-        opts = m.group(1)
-        if opts is None:
-            return f"texflow-pack-matmul{{tiles={tiles}}}"
-        if re.search(r"(^|\s)tiles=", opts[1:-1]):
-            return m.group(0)
-        return f"texflow-pack-matmul{{tiles={tiles} {opts[1:-1]}}}".replace(" }", "}")
-    return re.sub(r"texflow-pack-matmul(\{[^}]*\})?", sub, pipeline)

@@ -19,7 +19,7 @@ With `--precision=f16` there is no plain candidate (plain IREE has no f16 mode);
 `--select-layout=OPTIONS` those options go to every candidate that selects layouts.
 
 Timing: each candidate is compiled (in a forked process, as texflow-compile compiles), then all
-of them are loaded in one fresh Python process (`python -m texflow.tune`) with a fixed number of
+of them are loaded in one fresh Python process (`python -m texflow.tune_timing`) with a fixed number of
 local-task workers, fed the same random inputs made from the module's reflected signature
 (`texflow.inputs`), warmed up, and called in interleaved rounds (each round calls every
 candidate once, in turn, so that load on the machine falls on all of them alike); the median of
@@ -108,12 +108,13 @@ def check_options(options) -> None:
 def candidates(options) -> list[tuple[str, dict]]:
     """The candidates for these options: (name, CompileOptions overrides); duplicates dropped."""
     from texflow.compiler import Compiler, texflow_phases
+    from texflow.passes.pipelines import pipeline_text
     out, seen = [], set()
     for name, over in CANDIDATES:
         if options.precision != "f32" and over.get("layout") is False:
             continue  # plain IREE has no f16 mode
         o = dataclasses.replace(options, **over)
-        ident = (o.layout, tuple(p.pipeline for p in texflow_phases(o)), Compiler.packs(o))
+        ident = (o.layout, tuple(pipeline_text(p.pipeline) for p in texflow_phases(o)), Compiler.packs(o))
         if ident in seen:
             continue
         seen.add(ident)
@@ -215,7 +216,7 @@ def _check_settings(options, settings: TuneSettings) -> str:
 
 def measure(paths: dict[str, str], device: str, threads: int, rounds: int, warmup: int) -> dict:
     """Time the modules in `paths` (name -> .vmfb) in a fresh process; returns name -> median ms."""
-    cmd = [sys.executable, "-m", "texflow.tune", "--device", device, "--threads", str(threads),
+    cmd = [sys.executable, "-m", "texflow.tune_timing", "--device", device, "--threads", str(threads),
            "--rounds", str(rounds), "--warmup", str(warmup), json.dumps(paths)]
     p = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
@@ -268,80 +269,6 @@ def tune(path: str, options, settings: TuneSettings | None = None, log=None) -> 
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     os.makedirs(cdir, exist_ok=True)
-    from texflow.compiler import write_atomically
+    from texflow.atomic_io import write_atomically
     write_atomically(cfile, json.dumps(rec, indent=1, sort_keys=True) + "\n")
     return TuneResult(best, dict(cands)[best], medians, False, cfile, rec)
-
-
-# -- the timing process (python -m texflow.tune) ------------------------------------------
-
-def random_inputs(module, function: str, seed: int = 0):
-    """Random arrays for `function`'s reflected signature (texflow.inputs)."""
-    import numpy as np
-    from .runtime import DTYPES
-    ins, _ = module.signature(function)
-    if not ins:
-        raise TexflowError(f"{function} has no texflow.inputs signature (not compiled by texflow)")
-    rng = np.random.default_rng(seed)
-    out = []
-    for spec in ins:
-        if any(d is None for d in spec.shape):
-            raise TexflowError(f"cannot time {function}: input {spec} has a dynamic dimension")
-        dt = DTYPES.get(spec.dtype)
-        if dt is None:
-            raise TexflowError(f"cannot time {function}: unsupported input type {spec.dtype}")
-        dt = np.dtype(dt)
-        if dt.kind == "f":
-            a = rng.standard_normal(spec.shape).astype(dt)
-        elif dt.kind == "b":
-            a = rng.integers(0, 2, spec.shape).astype(dt)
-        else:
-            a = rng.integers(0, 4, spec.shape).astype(dt)  # small: indices stay in range
-        out.append(a)
-    return out
-
-
-def _time_main(argv) -> int:
-    import argparse
-    import statistics
-    import time
-    p = argparse.ArgumentParser(prog="python -m texflow.tune")
-    p.add_argument("--device", default="local-task")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--rounds", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("paths", help="JSON object: candidate name -> .vmfb path")
-    a = p.parse_args(argv)
-    import iree.runtime as rt
-    if a.device.startswith("local"):
-        rt.flags.parse_flags(f"--task_topology_max_group_count={a.threads}")
-    from .runtime import Module
-    paths = json.loads(a.paths)
-    config = None
-    mods, inputs = {}, None
-    for name, vmfb in paths.items():
-        m = Module(vmfb, driver=a.device, config=config)
-        config = m.config  # one device for all candidates
-        fn = m.resolve_function(None)
-        mods[name] = (m, fn)
-        if inputs is None:
-            inputs = random_inputs(m, fn)
-    for name, (m, fn) in mods.items():
-        for _ in range(a.warmup):
-            m(*inputs, function=fn)
-    times: dict[str, list[float]] = {n: [] for n in mods}
-    for _ in range(a.rounds):
-        for name, (m, fn) in mods.items():
-            t0 = time.perf_counter()
-            m(*inputs, function=fn)
-            times[name].append((time.perf_counter() - t0) * 1e3)
-    print(json.dumps({n: statistics.median(t) for n, t in times.items()}))
-    return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(_time_main(sys.argv[1:]))
-    except TexflowError as e:
-        print(f"texflow-tune: error: {e}", file=sys.stderr)
-        sys.exit(1)

@@ -59,7 +59,7 @@ def vulkan():
     return True
 
 
-from hypothesis import settings  # noqa: E402
+from hypothesis import Phase, settings  # noqa: E402
 
 # ci: derandomized (the same examples every run, so a CI failure reproduces), each test's
 # own count; long: random, 10x each test's count (hypothesis_budget.examples).  The default
@@ -67,4 +67,8 @@ from hypothesis import settings  # noqa: E402
 settings.register_profile("ci", max_examples=10, deadline=None, derandomize=True,
                           print_blob=True)
 settings.register_profile("long", max_examples=300, deadline=None, derandomize=False)
+# mutation (scripts/pytest_mutation.py): CI's examples, but a failure is not shrunk: a mutant is
+# killed by the first failing example instead of minutes spent minimising it
+settings.register_profile("mutation", max_examples=10, deadline=None, derandomize=True,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
 settings.load_profile(os.environ.get("TEXFLOW_HYPOTHESIS_PROFILE", "ci"))

@@ -15,9 +15,10 @@ from hypothesis_budget import examples
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_models
-from texflow.compiler import GPU_LAYOUT_PIPELINE, CompileOptions, Compiler
+from texflow.compiler import CompileOptions, Compiler
+from texflow.passes.pipelines import GPU_LAYOUT_PIPELINE
 from texflow.dialects.layout import Quadrant
-from texflow.passes.layout_classify import Action, fused_quadrant, pair_rule
+from texflow.passes.layout.classify import Action, fused_quadrant, pair_rule
 from texflow.runtime import Module
 
 Q = Quadrant

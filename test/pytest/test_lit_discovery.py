@@ -44,3 +44,22 @@ def test_every_lit_file_has_a_run_line():
         if "Inputs" in p.parts:
             continue
         assert "RUN:" in p.read_text(), f"{p} has no RUN line"
+
+
+def test_every_pass_has_a_lit_test_in_its_phase_folder():
+    """Tests mirror the code: a pass defined in passes/<phase>/ is run by a RUN line of a file
+    in test/lit/<phase>/ (its input and output shown as lit checks)."""
+    import re
+    import texflow.passes  # noqa: F401  (registers the passes)
+    from texflow.passes.registry import registered_passes
+    runs = {p: p.read_text() for p in LIT_DIR.rglob("*.mlir") if "Inputs" not in p.parts}
+    missing = []
+    for name, cls in sorted(registered_passes().items()):
+        if cls.__module__.startswith("texflow.passes.") and cls.__module__.count(".") == 3:
+            phase = cls.__module__.split(".")[2]
+        else:
+            continue  # a pass registered outside the tree (a test's own)
+        pattern = re.compile(r"RUN:.*--pass-pipeline=.*\b" + re.escape(name) + r"\b")
+        if not any(f.parent.name == phase and pattern.search(text) for f, text in runs.items()):
+            missing.append(f"{name} (passes/{phase}/ -> test/lit/{phase}/)")
+    assert not missing, f"passes without a lit test in their phase folder: {missing}"

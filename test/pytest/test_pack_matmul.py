@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 import onnx_models
-from texflow.compiler import CompileOptions, Compiler, default_layout_pipeline
+from texflow.compiler import CompileOptions, Compiler
+from texflow.passes.pipelines import default_layout_pipeline
 from texflow.errors import TexflowError
-from texflow.passes.pack_matmul import pack_rhs, parse_tiles
+from texflow.passes.cpu.pack_matmul import pack_rhs, parse_tiles
 from texflow.runtime import Module
 
 FORCE = "texflow-pack-matmul{min-flops=0 min-reduction=0 max-conv-rows=0 min-dynamic-fill=0}"

@@ -190,9 +190,10 @@ def test_layout_output_iree_rejects_is_compiled_as_plain(monkeypatch, tmp_path):
                             ir.Operation.create("layout.stray")
                         return
 
-    real = compiler.default_layout_pipeline
-    monkeypatch.setattr(compiler, "default_layout_pipeline",
-                        lambda *a, **k: real(*a, **k) + ",test-leave-layout-op")
+    from texflow.passes import pipelines
+    real = pipelines.layout_passes
+    monkeypatch.setattr(pipelines, "layout_passes",
+                        lambda *a, **k: real(*a, **k) + ["test-leave-layout-op"])
     model = conv_relu()
     path = str(tmp_path / "m.onnx")
     onnx.save(model, path)

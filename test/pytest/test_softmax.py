@@ -1,4 +1,4 @@
-"""texflow-fuse-attention and texflow-rewrite-softmax (passes/softmax.py) on ONNX models.
+"""texflow-fuse-attention and texflow-rewrite-softmax (passes/cpu/rewrite_softmax.py and passes/cpu/fuse_attention.py) on ONNX models.
 
 - Narrow-head attention (Q.K^T -> scale -> softmax -> .V, as PyTorch exports it) becomes one
   iree_linalg_ext.attention and computes what ONNX Runtime does, for several sequence lengths

@@ -15,7 +15,7 @@ import onnx_models
 from texflow.compiler import compile_file
 from texflow.errors import TexflowError
 from texflow.runtime import Module
-from texflow.targets import cpu_target, get_target, pack_tiles, with_pack_tiles
+from texflow.targets import cpu_target, get_target, pack_tiles
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "python", "texflow", "examples",
                        "example.onnx")
@@ -62,7 +62,8 @@ def test_f16_softmax_links_without_avx512fp16(tmp_path, cpu):
 def test_f16_attention_links_on_zen4(tmp_path):
     m = onnx_models.attention()
     onnx.save(m, tmp_path / "a.onnx")
-    assert compile_file(str(tmp_path / "a.onnx"), precision="f16", target_cpu="znver4").vmfb
+    res = compile_file(str(tmp_path / "a.onnx"), precision="f16", target_cpu="znver4")
+    assert res.vmfb and res.statistics["texflow-demote-f16"]["inputs truncated to f16"] == 1
 
 
 def test_f16_max_reduction_accumulates_in_f32(tmp_path):
@@ -98,12 +99,16 @@ def test_cpu_resolution():
     assert pack_tiles("znver4") == "16x16x1"
     assert pack_tiles("haswell") == "8x8x1"
     assert pack_tiles("generic", "aarch64-linux-android") == "8x8x1"
-    assert with_pack_tiles("a,texflow-pack-matmul,b", "haswell") == \
-        "a,texflow-pack-matmul{tiles=8x8x1},b"
-    assert with_pack_tiles("texflow-pack-matmul{min-flops=9}", "znver4") == \
+    from texflow.passes.pipelines import parse_pipeline, pipeline_text, with_tiles
+
+    def tiled(text, cpu):
+        return pipeline_text(with_tiles(parse_pipeline(text), pack_tiles(cpu)))
+    assert tiled("cse,texflow-pack-matmul,canonicalize", "haswell") == \
+        "cse,texflow-pack-matmul{tiles=8x8x1},canonicalize"
+    assert tiled("texflow-pack-matmul{min-flops=9}", "znver4") == \
         "texflow-pack-matmul{tiles=16x16x1 min-flops=9}"
-    assert with_pack_tiles("texflow-pack-matmul{tiles=4x4x1}", "znver4") == \
-        "texflow-pack-matmul{tiles=4x4x1}"
+    assert tiled("texflow-pack-matmul{tiles=4x4x1}", "znver4") == "texflow-pack-matmul{tiles=4x4x1}"
+    assert tiled("texflow-pack-matmul{min-flops=9}", "host") == "texflow-pack-matmul{min-flops=9}"
     t = get_target("llvm-cpu").for_cpu("znver4")
     assert "--iree-llvmcpu-target-cpu=znver4" in t.flags
     assert "--iree-llvmcpu-target-cpu=host" not in t.flags

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from iree.compiler import ir, passmanager
 
-import texflow.passes.wstream_lower  # noqa: F401  (registers the passes)
-import texflow.passes.wstream_plan  # noqa: F401
-import texflow.passes.wstream_stages  # noqa: F401
+import texflow.passes.wstream.lower  # noqa: F401  (registers the passes)
+import texflow.passes.wstream.plan  # noqa: F401
+import texflow.passes.wstream.form_stages  # noqa: F401
 from texflow.dialects import wstream
 from texflow.dialects.base import verify_ops
 from texflow.errors import TexflowError
 from texflow.passes import add_passes
-from texflow.passes.verify_lowered import leftover_ops
+from texflow.passes.wstream.verify_lowered import leftover_ops
 from texflow.session import CompilerSession
 from texflow.streaming import Group, GroupPlan, Load, Plan, Problem, Stage, replay
 

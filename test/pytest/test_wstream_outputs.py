@@ -12,7 +12,7 @@ import pytest
 from iree.compiler import passmanager
 from onnx import TensorProto, helper, numpy_helper
 
-import texflow.passes.wstream_plan  # noqa: F401  (registers the pass)
+import texflow.passes.wstream.plan  # noqa: F401  (registers the pass)
 from texflow.compiler import CompileOptions, Compiler
 from texflow.errors import TexflowError
 from texflow.passes import add_passes

@@ -266,8 +266,7 @@ class _StdoutToStderr:
 def _mnn_runner(onnx_path: str, inputs: list[np.ndarray], threads: int):
     """MNN (PyPI `mnn`, CPU backend, high precision) on the model converted by MNN's own ONNX
     converter, called through its compiled `_tools` module: the `mnnconvert` script and the
-    `MNN.tools` package pip-install a logging package and send usage data (../shared/README.md,
-    docs/known-issues.md)."""
+    `MNN.tools` package pip-install a logging package and send usage data (docs/known-issues.md)."""
     mnn_path = os.path.splitext(onnx_path)[0] + ".mnn"
     if not os.path.exists(mnn_path):
         import _tools  # MNN's converter

@@ -11,7 +11,8 @@ import json
 import os
 import sys
 
-from texflow.compiler import ALL_PHASES, CompileOptions, Compiler, compile_isolated, write_atomically
+from texflow.atomic_io import write_atomically
+from texflow.compiler import ALL_PHASES, CompileOptions, Compiler, compile_to_files
 from texflow.errors import TexflowError
 from texflow.targets import TARGETS
 
@@ -38,7 +39,7 @@ def build_parser():
     p.add_argument("--no-layout", action="store_true", help="skip texflow's layout phase (plain IREE)")
     p.add_argument("--layout-pipeline", default=None,
                    help="texflow passes of the layout phase (default: the target's, see "
-                        "texflow.compiler.default_layout_pipeline)")
+                        "texflow.passes.pipelines.default_layout_pipeline)")
     p.add_argument("--no-select-layout", action="store_true",
                    help="elimination only: keep the convolutions' layouts (no texflow-select-layout)")
     p.add_argument("--no-pack-matmul", action="store_true",
@@ -88,19 +89,14 @@ def main_impl(argv) -> int:
     tuning = args.tune or args.retune
     if not tuning and (args.tune_device, args.tune_threads, args.tune_rounds) != (None,) * 3:
         raise TexflowError("--tune-device, --tune-threads and --tune-rounds need --tune")
-    manifest_tmp = None
-    if args.memory_budget and args.output and args.output != "-":
-        manifest_tmp = args.output + ".plan.json.tmp"
-    archive_tmp = args.output + ".irpa.tmp" if manifest_tmp else None
     if args.plan_chart:
-        if not manifest_tmp:
+        if not (args.memory_budget and args.output and args.output != "-"):
             raise TexflowError("--plan-chart needs --memory-budget and -o <file>")
         from texflow.streaming.chart import check_chart_path, require_matplotlib
         require_matplotlib()  # fail before compiling
         check_chart_path(args.plan_chart)
     opts = CompileOptions(target=args.target, iree_flags=extra, layout=not args.no_layout,
                           memory_budget=args.memory_budget, plan_time_limit=args.plan_time_limit,
-                          plan_manifest=manifest_tmp, weight_archive=archive_tmp,
                           layout_pipeline=args.layout_pipeline, compile_to=args.compile_to,
                           compile_from=args.compile_from,
                           print_ir_after_all=args.print_ir_after_all,
@@ -121,16 +117,8 @@ def main_impl(argv) -> int:
     if args.texflow_verbose:
         from texflow.passes.registry import set_remark_stream
         set_remark_stream(os.fdopen(os.dup(2), "w"))
-    try:
-        if args.no_crash_isolation or args.print_ir_after_all:
-            result = Compiler(opts).compile_file(args.input)
-        else:
-            result = compile_isolated(args.input, opts)
-    except BaseException:
-        for tmp in (manifest_tmp, archive_tmp):
-            if tmp and os.path.exists(tmp):
-                os.unlink(tmp)
-        raise
+    result = compile_to_files(args.input, opts, args.output or "-",
+                              isolate=not (args.no_crash_isolation or args.print_ir_after_all))
     for why in result.fallbacks:  # what texflow left out to keep the compile going
         print(f"texflow-compile: warning: {why}", file=sys.stderr)
     if args.texflow_statistics:
@@ -140,14 +128,9 @@ def main_impl(argv) -> int:
     if args.timings:
         print("texflow-timings: " + json.dumps({k: round(v, 4) for k, v in result.timings.items()}),
               file=sys.stderr)
-    data = result.vmfb if result.vmfb is not None else result.mlir
-    write_atomically(args.output or "-", data)
     if args.layout_report:
         write_atomically(args.layout_report, json.dumps(
             result.layout_report or {"functions": {}, "note": "no layout was selected"}, indent=1) + "\n")
-    if manifest_tmp and os.path.exists(manifest_tmp):
-        from texflow.compiler import finish_streaming_outputs
-        finish_streaming_outputs(result, args.output, manifest_tmp, archive_tmp)
     if args.plan_chart and os.path.exists(args.output + ".plan.json"):
         from texflow.streaming.chart import plan_chart
         with open(args.output + ".plan.json") as f:

@@ -115,7 +115,7 @@ def main_impl(argv) -> int:
             if not args.verify_diagnostics:
                 raise
             outs.append(f"// {e}\n")
-    from texflow.compiler import write_atomically
+    from texflow.atomic_io import write_atomically
     write_atomically(args.output, "// -----\n".join(outs))
     return 0
 

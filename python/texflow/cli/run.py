@@ -58,7 +58,7 @@ def build_parser():
 
 def _save(dest: str, r) -> None:
     """Write result `r` to `@file.npy` (checked by main_impl before any compute)."""
-    from texflow.compiler import write_atomically
+    from texflow.atomic_io import write_atomically
     buf = io.BytesIO()
     np.save(buf, r, allow_pickle=False)
     write_atomically(dest[1:], buf.getvalue())
@@ -114,7 +114,7 @@ def main_impl(argv) -> int:
 
 
 def _run_streamed(args, inputs):
-    from texflow.compiler import write_atomically
+    from texflow.atomic_io import write_atomically
     from texflow.streaming.executor import StreamingSession, evict_file
     from texflow.streaming.program import load_streamed
 

@@ -4,7 +4,7 @@ layout, and what moving a tensor between layouts costs.
 Why data and not rules: SmartMem's rule (write what the consumer reads best, the reduction
 dimension contiguous) gives the direction, but the size of each effect depends on the
 target's code generator, and on IREE it sometimes points the other way.  Measured here
-(`data/llvm-cpu.json`, `data/vulkan-nvidia.json`, made by `calibrate.py`): on llvm-cpu a 3x3
+(`data/llvm-cpu.json`, `data/vulkan-nvidia.json`, made by `python -m texflow.bench.calibrate_layout`): on llvm-cpu a 3x3
 convolution is 1.6x slower in NCHW than in NHWC and a depthwise one 8x, while IREE's CPU
 code for a channel-packed (NC4HW4) convolution is 31x slower; on an H100 through Vulkan the
 packed layout is the fastest in f16 (NCHW 2.2x, NHWC 1.2x).  Mobile targets that cannot be
@@ -28,6 +28,15 @@ LAYOUTS = ("nchw", "nhwc", "nc4hw4")
 # A convolution with fewer input channels than this is costed like the calibration's stem
 # (3 channels, 7x7, stride 2) when the data has that case: its reduction is mostly spatial.
 STEM_CHANNELS = 8
+
+
+# The work in each calibration case (texflow.bench.calibrate_layout) at the CPU sizes (multiply-adds
+# x 2 for convolutions, elements moved for the transposes), from which the cost model turns
+# medians into throughputs; GPU cases do GPU_SCALE times as much.
+WORK = {"conv3x3": 2 * 64 * 64 * 9 * 56 * 56, "dwconv3x3": 2 * 144 * 9 * 56 * 56,
+        "convstem": 2 * 64 * 3 * 49 * 112 * 112, "convpatch": 2 * 192 * 3 * 256 * 14 * 14,
+        "transpose": 64 * 56 * 56, "transpose_narrow": 3 * 224 * 224}
+GPU_SCALE = 16
 
 
 @dataclasses.dataclass
@@ -79,9 +88,8 @@ class CostModel:
 
 
 def _measured(d: dict) -> CostModel:
-    """Ratios as stored; throughputs from each case's best median and its work (calibrate.WORK,
+    """Ratios as stored; throughputs from each case's best median and its work (WORK,
     GPU_SCALE times larger on Vulkan targets)."""
-    from .calibrate import GPU_SCALE, WORK
     scale = GPU_SCALE if d["target"].startswith("vulkan") else 1
     ratios, gflops, gbps, narrow = {}, {}, {}, {}
     for elem, cases in d["cases"].items():

@@ -211,7 +211,7 @@ def write_weight_archive(module_op_or_constants, manifest, path: str) -> dict:
                           "shape": list(w.array.shape), "dtype": str(w.array.dtype),
                           "element_type": w.element_type, "bytes": int(raw.size),
                           "sha256": digest}
-    from texflow.compiler import atomic_output
+    from texflow.atomic_io import atomic_output
     with atomic_output(path, suffix=".irpa.tmp") as tmp:
         try:
             index.create_archive_file(tmp)

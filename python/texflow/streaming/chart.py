@@ -61,7 +61,7 @@ def check_chart_path(path: str) -> str:
 
 def _write(fig, path: str, ext: str, dpi: int = 120) -> None:
     """Render `fig` and write it to `path` atomically (no half-written chart)."""
-    from texflow.compiler import write_atomically
+    from texflow.atomic_io import write_atomically
     buf = io.BytesIO()
     fig.savefig(buf, format=ext, dpi=dpi)
     write_atomically(path, buf.getvalue())

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import os
 import threading
 import time
@@ -43,12 +42,11 @@ import numpy as np
 
 from texflow.errors import TexflowError
 
-from .costmodel import Calibration
-from .model import Group, Plan, Problem, Stage, format_bytes, parse_bytes
+from .model import format_bytes, parse_bytes
 from .program import StreamedModel, load_streamed
+from .segments import plan_from_json, segment_problem
 
 POLICIES = ("plan", "next-stage", "preload-all")
-_KIND_ORDER = {"hierarchical": 0, "reusable": 1, "elemental": 2}
 
 
 @dataclasses.dataclass
@@ -551,87 +549,6 @@ class StreamingSession:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def segment_problem(models, budget: int):
-    """One planning Problem whose stages are the segments of `models` (a list of
-    (manifest, program, name)) in turn.  Returns (problem, owners, segments,
-    segment offsets): owners[i] = (model index, program group) of group i."""
-    cb = max(man["summary"]["chunk_bytes"] for man, _, _ in models)
-    stages, groups, owners, segments, seg_off = [], [], [], [], []
-    for mi, (man, prog, name) in enumerate(models):
-        off = len(stages)
-        seg_off.append(off)
-        mcb = man["summary"]["chunk_bytes"]
-        n = len(man["stages"])
-        held = _held_bytes(prog)
-        for k, seg in enumerate(prog["segments"]):
-            lo, hi = seg["stages"]
-            sts = man["stages"][lo:(n - 1 if hi is None else hi) + 1]
-            stages.append(Stage(compute_s=sum(s["compute_s"] for s in sts),
-                                capacity=sum(s["capacity_chunks"] for s in sts) * mcb // cb,
-                                act_bytes=max([s["act_bytes"] for s in sts] + [held[k]]),
-                                kind=min((s["kind"] for s in sts), default="reusable",
-                                         key=_KIND_ORDER.__getitem__),
-                                name=seg["function"]))
-            segments.append((mi, seg))
-        for pg in prog["groups"]:
-            groups.append(Group(chunks=max(1, math.ceil(pg["bytes"] / cb)),
-                                first=off + pg["first_segment"], last=off + pg["last_segment"],
-                                bytes=pg["bytes"], name=f"{name}:g{pg['id']}"))
-            owners.append((mi, pg))
-    cal = Calibration(**{k: v for k, v in models[0][0]["calibration"].items()
-                         if k in {f.name for f in dataclasses.fields(Calibration)}})
-    prob = Problem(stages=stages, groups=groups, budget=budget, chunk_bytes=cb,
-                   chunk_s=cal.chunk_s(cb), preload_first=True)
-    return prob, owners, segments, seg_off
-
-
-def plan_segments(manifest: dict, program: dict, time_limit: float = 10.0) -> dict:
-    """Compile time: plan the segmented program at its budget (JSON for the manifest,
-    so that a run at that budget starts without planning)."""
-    from .planner import PlannerOptions, plan
-    prob, _, _, _ = segment_problem([(manifest, program, "")], manifest["summary"]["budget_bytes"])
-    p = plan(prob, PlannerOptions(time_limit_s=time_limit))
-    return {"budget_bytes": prob.budget, "status": p.status, "stall_chunks": p.stall_chunks,
-            "groups": [{"preload": gp.preload, "loads": [dataclasses.asdict(l) for l in gp.loads]}
-                       for gp in p.groups]}
-
-
-def plan_from_json(data: dict) -> Plan:
-    from .model import GroupPlan, Load
-    return Plan(groups=[GroupPlan(preload=g["preload"], loads=[Load(**l) for l in g["loads"]])
-                        for g in data["groups"]], status=data["status"] + " (compile time)",
-                stall_chunks=data.get("stall_chunks", 0))
-
-
-def _held_bytes(prog: dict) -> list[int]:
-    """Bytes of inputs and activations the runtime holds while each segment runs
-    (its arguments, its results and everything alive across it): exact for the
-    runtime's own accounting, where the compile-time estimate is not."""
-    from texflow.runtime import TensorSpec
-    K = len(prog["segments"])
-    held = [0] * (K + 1)
-    for i, t in enumerate(prog["inputs"]):
-        spec = TensorSpec.parse(t)
-        nbytes = int(np.prod([d or 1 for d in spec.shape])) * _elem_bytes(spec.dtype)
-        last = max([k for k, seg in enumerate(prog["segments"])
-                    if ["input", i] in seg["args"]] or [0])
-        held[0] += nbytes
-        held[last + 1] -= nbytes
-    for v in prog["values"].values():
-        held[v["segment"]] += v["bytes"]
-        held[min(v["last_use"], K - 1) + 1] -= v["bytes"]
-    out, run = [], 0
-    for k in range(K):
-        run += held[k]
-        out.append(run)
-    return out
-
-
-def _elem_bytes(dtype: str) -> int:
-    digits = "".join(c for c in dtype if c.isdigit())
-    return max(1, int(digits) // 8) if digits else 4
 
 
 def _join(first, vmfb: bytes):

@@ -205,7 +205,7 @@ def manifest(built: Built, plan, replay, cal: Calibration, func_name: str) -> di
 
 
 def write_manifest(path: str, data) -> None:
-    from texflow.compiler import write_atomically
+    from texflow.atomic_io import write_atomically
     write_atomically(path, json.dumps(data, indent=1) + "\n")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 
-from .model import CAPACITY_RATIO, Group, Problem, Stage
+from texflow.streaming.model import CAPACITY_RATIO, Group, Problem, Stage
 
 
 def _stage(kind, flops, traffic, dev, chunk_bytes, name="", act=0):

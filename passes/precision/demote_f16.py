@@ -29,7 +29,7 @@ from iree.compiler import ir
 from iree.compiler.dialects import arith, linalg, tensor
 
 from texflow import irutil
-from .registry import Pass, register_pass
+from ..registry import Pass, register_pass
 
 _CASTS = ("arith.truncf", "arith.extf")
 _ABI_OPS = ("hal.tensor.import", "hal.tensor.barrier", "hal.tensor.export")  # keep f32

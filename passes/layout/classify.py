@@ -45,7 +45,7 @@ from texflow import irutil
 from texflow.dialects.layout import Quadrant, set_quadrant
 from texflow.ir.structured import (affine_maps, generic_permutation, inputs_of, is_copy_body,
                                    iterator_types, map_dims, uses_index_op)
-from .registry import Pass, register_pass
+from ..registry import Pass, register_pass
 
 ILD_FIXED_OPS = {"layout.transform", "linalg.transpose", "tensor.expand_shape",
                  "tensor.collapse_shape", "tensor.reshape", "linalg.copy", "linalg.pack",

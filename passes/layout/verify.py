@@ -10,7 +10,7 @@ from __future__ import annotations
 from texflow.dialects.base import verify_ops
 from texflow.dialects.layout import verify_attributes
 from texflow.errors import TexflowError
-from .registry import Pass, register_pass
+from ..registry import Pass, register_pass
 
 
 @register_pass

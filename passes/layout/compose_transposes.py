@@ -13,7 +13,7 @@ from iree.compiler import ir
 from iree.compiler.dialects import linalg, tensor
 
 from texflow import irutil
-from .registry import Pass, register_pass
+from ..registry import Pass, register_pass
 
 
 def compose(outer: list[int], inner: list[int]) -> list[int]:

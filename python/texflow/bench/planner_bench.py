@@ -1,7 +1,7 @@
 """Planner scale benchmark: synthetic 100/1,000/5,000-stage chains and a
 GPT-Neo-2.7B-shaped prefill; the plan against its LP bound and baselines.
 
-    python -m texflow.streaming.bench [--time-limit 10] [--sizes 100,1000,5000]
+    python -m texflow.bench.planner_bench [--time-limit 10] [--sizes 100,1000,5000]
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from . import synthetic
-from .planner import PlannerOptions, greedy, load_next_stage, plan, preload_all
-from .verify import replay
+from texflow.bench import synthetic_plans as synthetic
+from texflow.streaming.planner import PlannerOptions, greedy, load_next_stage, plan, preload_all
+from texflow.streaming.verify import replay
 
 
 def row(name, prob, opts):

@@ -1,8 +1,8 @@
 """Measure the layout cost model of one target: how much a layout choice costs on it.
 
-    python -m texflow.selection.calibrate --target llvm-cpu [--threads 1] [--reps 30]
-    python -m texflow.selection.calibrate --target vulkan-nvidia --compile-only DIR   # here
-    python -m texflow.selection.calibrate --run DIR                                   # on the GPU
+    python -m texflow.bench.calibrate_layout --target llvm-cpu [--threads 1] [--reps 30]
+    python -m texflow.bench.calibrate_layout --target vulkan-nvidia --compile-only DIR   # here
+    python -m texflow.bench.calibrate_layout --run DIR                                   # on the GPU
 
 Layout selection trades read and write costs that only a measurement on the target can
 give: is a convolution faster reading NCHW, NHWC or channels packed by four (NC4HW4, the
@@ -29,6 +29,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from texflow.selection.costmodel import GPU_SCALE
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -163,13 +165,7 @@ CASES = {"conv3x3": conv_cases, "convstem": stem_cases, "convpatch": patch_cases
          "movement": movement_cases}
 
 
-# The work in each case at the CPU sizes (multiply-adds x 2 for convolutions, elements moved for
-# the transposes), from which the cost model turns medians into throughputs; GPU cases do
-# GPU_SCALE times as much.
-WORK = {"conv3x3": 2 * 64 * 64 * 9 * 56 * 56, "dwconv3x3": 2 * 144 * 9 * 56 * 56,
-        "convstem": 2 * 64 * 3 * 49 * 112 * 112, "convpatch": 2 * 192 * 3 * 256 * 14 * 14,
-        "transpose": 64 * 56 * 56, "transpose_narrow": 3 * 224 * 224}
-GPU_SCALE = 16
+# WORK and GPU_SCALE (the work in each case) live with the cost model that reads them.
 
 
 def case_modules(elem: str, gpu: bool = False) -> dict[str, dict[str, str]]:
@@ -284,7 +280,7 @@ def record(target: str, driver: str, results: dict, threads: int, rounds: int) -
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m texflow.selection.calibrate", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m texflow.bench.calibrate_layout", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", default="llvm-cpu")
     p.add_argument("--elems", default="f32,f16")

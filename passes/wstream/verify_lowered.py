@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from texflow import irutil
 from texflow.errors import TexflowError
-from .registry import Pass, register_pass
+from ..registry import Pass, register_pass
 
 TEXFLOW_DIALECTS = ("layout", "wstream")
 

@@ -48,7 +48,7 @@ from texflow.streaming.stages import tensor_bytes
 from texflow.ir.constants import constant_array, make_constant
 from texflow.ir.structured import (affine_maps, build_reshape, is_elementwise, pack_op, rebuild_generic,
                                    reads_output as _reads_output, static_shape as _shape, unpack_op)
-from .registry import Pass, register_pass
+from ..registry import Pass, register_pass
 
 REPORT_ATTR = "texflow.layout_selection"
 # Pooling keeps its window's loops; only NHWC has a named form (no packed one).

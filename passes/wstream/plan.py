@@ -25,7 +25,7 @@ from texflow.streaming.costmodel import load_calibration
 from texflow.streaming.model import parse_bytes
 from texflow.streaming.planner import PlannerOptions, plan
 from texflow.streaming.verify import replay
-from .registry import Pass, register_pass
+from ..registry import Bytes, Pass, register_pass
 
 
 @register_pass
@@ -35,8 +35,8 @@ class WStreamPlan(Pass):
 
     @dataclasses.dataclass
     class Options:
-        memory_budget: str = dataclasses.field(
-            default="", metadata={"help": "peak memory for weights + activations, e.g. 256MiB"})
+        memory_budget: Bytes = dataclasses.field(
+            default=Bytes(0), metadata={"help": "peak memory for weights + activations, e.g. 256MiB"})
         time_limit: float = dataclasses.field(default=10.0, metadata={"help": "solver seconds"})
         chunk_bytes: int = dataclasses.field(default=0, metadata={"help": "0: automatic"})
         calibration: str = dataclasses.field(default="", metadata={"help": "name or JSON path"})

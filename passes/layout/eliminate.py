@@ -45,7 +45,7 @@ from texflow.ir.structured import (CONTRACTIONS, affine_maps, contraction_maps, 
                                    iterator_types, map_dims, outputs_of, permutation_map_of,
                                    reads_output as _reads_output, rebuild_generic, set_affine_maps,
                                    static_shape, uses_index_op, verifies as _verifies)
-from .registry import Pass, register_pass, remark
+from ..registry import Pass, register_pass, remark
 
 T_NAME = TransformOp.OPERATION_NAME
 
@@ -271,7 +271,7 @@ class EliminateLayout(Pass):
         return True
 
     def _fold_into_producer(self, t: TransformOp) -> bool:
-        from .layout_expand_fold import chain_to, try_fold_into_producer
+        from .expand_fold import chain_to, try_fold_into_producer
         n = len(chain_to(t.result))
         if try_fold_into_producer(t):
             self.bump("transforms folded into the producing contraction's output", n)
@@ -280,8 +280,8 @@ class EliminateLayout(Pass):
 
     def expand_fold_chains(self, module) -> bool:
         """Chains with a permutation feeding a contraction that no single map
-        can absorb: split the contraction's loops (layout_expand_fold)."""
-        from .layout_expand_fold import chain_to, try_expand_fold
+        can absorb: split the contraction's loops (expand_fold)."""
+        from .expand_fold import chain_to, try_expand_fold
         for user in irutil.collect(module, {"linalg.generic", *CONTRACTIONS}):
             if user.name == "linalg.generic" and ("reduction" not in iterator_types(user)
                                                  or uses_index_op(user)):

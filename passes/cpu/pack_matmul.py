@@ -50,7 +50,7 @@ from texflow.errors import TexflowError
 from texflow.ir.structured import (affine_maps, build_generic, fill_value, is_copy_body, inputs_of, map_dims,
                                    pack_op, static_shape, unpack_op)
 from texflow.ir.constants import make_constant
-from .registry import Pass, register_pass
+from ..registry import Pass, register_pass
 
 _FLOATS = ("f32", "f16", "bf16")
 
@@ -527,8 +527,7 @@ def _gather_taps(x, KH, KW, strides, dil, *, h_axis, slice_sizes, tap_shape, col
     `h_axis`, with the convolution's strides) is inserted at (kh, kw) of `tap_axes` in a
     `cols_shape` tensor, which is then collapsed to `matrix_shape`.
 
-    Why not one linalg.generic reading x[.., oh*s + kh*d, ow*s + kw*d, ..] (what this pass
-    emitted until session 6): IREE 3.13 does not vectorise a generic whose input map adds loop
+    Why not one linalg.generic reading x[.., oh*s + kh*d, ow*s + kw*d, ..]: IREE 3.13 does not vectorise a generic whose input map adds loop
     indices and compiles that gather to scalar loads and stores.  ResNet-18's 14x14x256 im2col
     took 266 us as a generic and 9 x 8 us as taps, which IREE copies with vector loads (and the
     pack that follows went from 103 to 69 us); see docs/cpu.md."""

@@ -15,7 +15,7 @@ from iree.compiler import ir
 from texflow import irutil
 from texflow.dialects.layout import TransformOp
 from texflow.ir.structured import generic_permutation, inputs_of, static_shape
-from .registry import Pass, register_pass, remark
+from ..registry import Pass, register_pass, remark
 
 RESHAPES = ("tensor.expand_shape", "tensor.collapse_shape", "tensor.reshape")
 

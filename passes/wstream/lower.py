@@ -9,7 +9,7 @@ its operands and every wstream op is erased.
 from __future__ import annotations
 
 from texflow import irutil
-from .registry import Pass, register_pass
+from ..registry import Pass, register_pass
 
 
 @register_pass

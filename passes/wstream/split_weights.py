@@ -27,7 +27,7 @@ from texflow import irutil
 from texflow.streaming.model import parse_bytes
 from texflow.streaming.stages import tensor_bytes
 from texflow.ir.constants import make_constant
-from .registry import Pass, register_pass
+from ..registry import Bytes, Pass, register_pass
 
 CONTRACTIONS = ("linalg.matmul", "linalg.batch_matmul")
 
@@ -80,8 +80,8 @@ class WStreamSplitWeights(Pass):
 
     @dataclasses.dataclass
     class Options:
-        max_bytes: str = dataclasses.field(
-            default="", metadata={"help": "largest weight slice, e.g. 32MiB (empty: do nothing)"})
+        max_bytes: Bytes = dataclasses.field(
+            default=Bytes(0), metadata={"help": "largest weight slice, e.g. 32MiB (0: do nothing)"})
 
     def apply(self, module) -> None:
         self._unit_broadcasts_to_reshapes(module)

@@ -1,6 +1,6 @@
 """Measure a calibration for the cost model on this machine.
 
-    python -m texflow.streaming.calibrate --name host-llvm-cpu [--threads 1]
+    python -m texflow.bench.calibrate_streaming --name host-llvm-cpu [--threads 1]
 
 Compute: IREE llvm-cpu modules run on local-task (a 1024^3 f32 matmul for
 FLOP/s, a 8M-element add for memory bandwidth, a 16-element add for the
@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from .costmodel import CALIBRATION_DIR
+from texflow.streaming.costmodel import CALIBRATION_DIR
 
 MATMUL = """
 func.func @main(%a: tensor<1024x1024xf32>, %b: tensor<1024x1024xf32>) -> tensor<1024x1024xf32> {
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         "mem_bytes_per_s": 3 * 4 * n / max(t_add - t_tiny, 1e-9),
         "dispatch_s": t_tiny,
         "weight_read_bytes_per_s": read_bandwidth(),
-        "method": "texflow.streaming.calibrate: median of IREE calls (1024^3 matmul, 8M add, "
+        "method": "texflow.bench.calibrate_streaming: median of IREE calls (1024^3 matmul, 8M add, "
                   "16-element add incl. host round trip); 256 MiB file read after "
                   "posix_fadvise(DONTNEED)",
     }

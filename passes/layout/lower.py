@@ -16,7 +16,7 @@ from texflow import irutil
 from texflow.irutil import result_value
 from texflow.dialects.layout import PHYSICAL_ATTR, QUADRANT_ATTR, TransformOp
 from texflow.ir.structured import build_reshape
-from .registry import Pass, register_pass
+from ..registry import Pass, register_pass
 
 
 def build_transform(t: TransformOp):

@@ -37,7 +37,7 @@ from texflow.streaming.archive import weight_key
 from texflow.streaming.irplan import func_name, single_block_functions
 from texflow.streaming.program import PROGRAM_FORMAT, program_digest
 from texflow.streaming.stages import classify, external_operands, tensor_bytes, weight_only_ops
-from .registry import Pass, register_pass
+from ..registry import Pass, register_pass
 
 PROGRAM_ATTR = "texflow.wstream.program"
 # Ops that are the function's interface or the plan itself: never cloned.

@@ -15,7 +15,7 @@ import dataclasses
 from texflow.dialects import wstream  # noqa: F401  (registers the op classes)
 from texflow.streaming import irplan
 from texflow.streaming.costmodel import load_calibration
-from .registry import Pass, register_pass
+from ..registry import Pass, register_pass
 
 
 @register_pass

@@ -1,0 +1,137 @@
+"""texflow's pipelines: each phase is a list of pass instances with typed options.
+
+As IREE's `buildGlobalOptimizationPassPipeline` and xDSL's `PassPipeline` do, a phase is built
+from its choices (target, precision, whether to select layouts or pack matmuls, a memory
+budget in bytes) rather than edited as text; upstream MLIR passes (`canonicalize`, `cse`)
+appear by name.  `pipeline_text` writes a phase as the textual pipeline `texflow-opt` and
+`--layout-pipeline` accept, and `parse_pipeline` reads one back into instances.
+
+The phases, in the order the compiler runs them after IREE's `input` phase:
+- texflow-layout (`layout_passes`): raise layout transforms, eliminate them (SmartMem's pair
+  rules), select the convolution regions' layouts by the target's cost model and eliminate what
+  selection added, lower back to linalg; on llvm-cpu, put attention, softmax and contractions in
+  the forms IREE's CPU code runs fastest (docs/cpu.md); with f16, demote first.
+- texflow-wstream (`wstream_passes`): split large weights, plan their loads under the budget.
+- texflow-finalize (`finalize_passes`): lower the wstream ops (cut the module into segments
+  taking their weights as arguments, for the streaming runtime) and check that no texflow op
+  reaches IREE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .cpu.fuse_attention import FuseAttention
+from .cpu.pack_matmul import PackMatmul
+from .cpu.rewrite_softmax import RewriteSoftmax
+from .layout.eliminate import EliminateLayout
+from .layout.lower import LowerLayout
+from .layout.raise_layout import RaiseLayout
+from .layout.verify import VerifyLayout
+from .precision.demote_f16 import DemoteF16
+from .registry import Pass, parse_pass, split_pipeline
+from .wstream.lower import WStreamLower
+from .wstream.outline import WStreamOutline
+from .wstream.plan import WStreamPlan
+from .wstream.split_weights import WStreamSplitWeights
+from .wstream.verify_lowered import VerifyLowered
+
+Item = Pass | str  # a texflow pass instance, or an upstream pass by its pipeline text
+
+# A weight above an eighth of the budget (and above 256 KiB: smaller slices would cost more in
+# dispatches than they save) is split with its contraction, one stage per slice, so that no
+# single weight makes a budget infeasible.
+MIN_WEIGHT_SLICE = 256 * 1024
+SLICES_PER_BUDGET = 8
+
+
+def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
+                  select_options: str = "", pack: bool = True,
+                  pack_tiles: str | None = None) -> list[Item]:
+    """The texflow-layout phase for `target`.
+
+    - On GPUs a contraction writing the layout its consumers want ("eliminate 2nd") costs
+      nothing measurable (H200, Vulkan) and removes the head-split transposes IREE leaves as
+      data-movement dispatches (LLaMA: 17 -> 5); on llvm-cpu it made small attention blocks
+      1.3x slower, so there it stays off.
+    - With `select`, texflow-select-layout chooses the convolution regions' layouts with the
+      target's cost model (`select_options`: more of its options, as text); a second
+      elimination round, configured as the first, composes the selection's conversions with
+      the model's own transforms (a conv written NHWC feeding a flatten + transpose to tokens).
+    - With `pack` on llvm-cpu, texflow-fuse-attention and texflow-rewrite-softmax put attention
+      and softmax in the forms IREE's CPU code runs fastest, and texflow-pack-matmul tiles
+      matmuls, attention and convolutions for mmt4d, with the weights packed at compile time;
+      `pack_tiles` names its tiles (None: the host's).
+    - With precision f16, texflow-demote-f16 runs first so that selection sees 2-byte elements.
+    """
+    gpu = target.startswith("vulkan")
+
+    def eliminate() -> EliminateLayout:
+        return EliminateLayout(fold_into_producers=gpu)
+
+    p: list[Item] = [VerifyLayout(), RaiseLayout(), eliminate()]
+    if select:
+        opts = " ".join([f"target={target}"] + ([select_options] if select_options else []))
+        p += [parse_pass(f"texflow-select-layout{{{opts}}}"), RaiseLayout(), eliminate()]
+    p.append(LowerLayout())
+    if pack and target == "llvm-cpu":
+        p += [FuseAttention(), RewriteSoftmax(),
+              PackMatmul(**({"tiles": pack_tiles} if pack_tiles else {}))]
+    p += [VerifyLayout(), "canonicalize", "cse"]
+    if precision == "f16":
+        p.insert(0, DemoteF16())
+    return p
+
+
+def wstream_passes(budget_bytes: int, *, time_limit: float = 10.0, manifest: str = "") -> list[Item]:
+    """The texflow-wstream phase: split weights too large for the budget, then plan."""
+    max_slice = max(MIN_WEIGHT_SLICE, budget_bytes // SLICES_PER_BUDGET)
+    return [WStreamSplitWeights(max_bytes=max_slice),
+            WStreamPlan(memory_budget=budget_bytes, time_limit=time_limit, manifest=manifest)]
+
+
+def finalize_passes(segments: bool) -> list[Item]:
+    """The texflow-finalize phase: with `segments`, a streamed module is cut into segment
+    functions whose weights are arguments (texflow-wstream-outline), so the runtime can execute
+    the plan; otherwise wstream ops are lowered in place."""
+    return [WStreamOutline() if segments else WStreamLower(), VerifyLowered()]
+
+
+def pipeline_text(items: list[Item]) -> str:
+    """The textual form of a phase: options only where they differ from the pass's defaults."""
+    return ",".join(i if isinstance(i, str) else i.pipeline_text(defaults=False) for i in items)
+
+
+def parse_pipeline(text: str) -> list[Item]:
+    """A textual pipeline as items: texflow passes as instances, anything else as text."""
+    return [parse_pass(i) or i for i in split_pipeline(text)]
+
+
+def with_tiles(items: list[Item], tiles: str | None) -> list[Item]:
+    """`items` with texflow-pack-matmul's tiles set to `tiles` where they are 'auto' (the
+    host's): a pipeline compiled for a named CPU packs for that CPU."""
+    if tiles is None:
+        return items
+    return [_with_options(i, tiles=tiles) if isinstance(i, PackMatmul) and i.options.tiles == "auto"
+            else i for i in items]
+
+
+def _with_options(p: Pass, **changes) -> Pass:
+    return type(p)(**dataclasses.replace(p.options, **changes).__dict__)
+
+
+def find(items: list[Item], cls: type[Pass]) -> list[Pass]:
+    """The instances of `cls` in a phase."""
+    return [i for i in items if isinstance(i, cls)]
+
+
+def default_layout_pipeline(target: str, select: bool = True, precision: str = "f32",
+                            select_options: str = "", pack: bool = True) -> str:
+    """`layout_passes` as text (a starting point for `--layout-pipeline`)."""
+    return pipeline_text(layout_passes(target, select=select, precision=precision,
+                                       select_options=select_options, pack=pack))
+
+
+# The layout phase of GPU targets without selection or packing, as text: elimination that also
+# folds transforms into the contractions producing them.
+GPU_LAYOUT_PIPELINE = pipeline_text(layout_passes("vulkan-generic", select=False, pack=False))
