@@ -26,6 +26,8 @@ config.test_exec_root = os.path.join(os.environ.get("TEXFLOW_LIT_OUT", os.path.j
 config.excludes = [".gpu", "Inputs", "dialects", "passes", "python", "build", "benchmarks", "docs",
                    "scripts", "examples", "results", ".git", ".ci", "pytest", ".cache"]
 
+# TEXFLOW_STRICT: an undone optimisation pass fails the test instead of being silently dropped.
+config.environment["TEXFLOW_STRICT"] = "1"
 for var in ("PATH", "HOME", "TMPDIR", "PYTHONPATH", "LP_NATIVE_VECTOR_WIDTH",
             "MESA_SHADER_CACHE_DISABLE", "VK_DRIVER_FILES", "TEXFLOW_CACHE"):
     if var in os.environ:

@@ -33,6 +33,7 @@ class Pass:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     # An optimisation whose result may be dropped: when it raises an internal error or leaves
+    # IR that does not verify (with TEXFLOW_STRICT set, as in the tests, that is an error instead)
     # IR that does not verify, the module is put back as it was before the pass and the
     # compile goes on (a statistic records it).  Passes whose result the user asked for
     # (a memory budget's plan, half precision) or that later passes rely on are not undoable.
@@ -356,6 +357,10 @@ def _as_external(p: Pass, print_ir: PrintIR | None, stats_sink: list | None):
         if undo_why is not None:
             with op.context:
                 restore_module(op, snapshot)
+            if os.environ.get("TEXFLOW_STRICT"):  # the tests: an undone optimisation is a bug
+                _emit_error(op, f"{p.name} was undone (TEXFLOW_STRICT is set): {undo_why}")
+                pass_.signal_pass_failure()
+                return
             p.undone = undo_why
             p.statistics = {"pass undone (module kept as before it)": 1}
             remark(p.name, op, f"undone, the module is kept as before the pass: {undo_why}")

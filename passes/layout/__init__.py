@@ -1,2 +1,2 @@
-"""The texflow-layout phase's layout passes: raise, classify, eliminate (with its rule module
-expand_fold), select, lower and verify the `layout` dialect's transforms."""
+"""The texflow-layout phase's layout passes: raise, classify, eliminate (its rules in rules/, one file
+each), select, lower and verify the `layout` dialect's transforms."""

@@ -6,6 +6,9 @@ import sys
 # matches the Valhall target (the default 8 gives wrong reductions).
 os.environ.setdefault("LP_NATIVE_VECTOR_WIDTH", "512")
 os.environ.setdefault("MESA_SHADER_CACHE_DISABLE", "true")
+# An optimisation pass that breaks the IR is undone in a user's compile (the compile goes on);
+# in the tests it fails the compile, so a broken rewrite cannot hide behind correct outputs.
+os.environ.setdefault("TEXFLOW_STRICT", "1")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import pytest  # noqa: E402

@@ -4,7 +4,7 @@ library, a compiler that does not need the runtime, a library that needs only it
 Read from the source with `ast`, module-level and function-level imports alike (an import inside
 a function is how a cycle hides), relative imports resolved against the importing module:
 - a pass file (one that registers a pass) imports no other pass file: shared code lives in
-  texflow.ir, or in a helper module of its own phase folder (passes/layout/expand_fold.py,
+  texflow.ir, or in a helper module of its own phase folder (passes/layout/rules/*.py,
   passes/cpu/softmax_match.py) that registers nothing;
 - texflow's modules have no import cycle;
 - nothing the compiler reaches (texflow.compiler, the compile and opt CLIs, every pass) imports
@@ -101,7 +101,7 @@ def test_the_tree_is_read():
     passes = _pass_files()
     assert {"texflow.passes.layout.eliminate", "texflow.passes.cpu.pack_matmul",
             "texflow.passes.layout.select", "texflow.passes.wstream.split_weights"} <= passes
-    assert "texflow.passes.layout.expand_fold" in FILES and "texflow.passes.layout.expand_fold" not in passes
+    assert "texflow.passes.layout.rules.expand_fold" in FILES and "texflow.passes.layout.rules.expand_fold" not in passes
     assert RUNTIME <= set(FILES) and COMPILER_ENTRIES <= set(FILES)
 
 

@@ -18,7 +18,7 @@ import onnx_models
 from texflow.compiler import CompileOptions, Compiler
 from texflow.passes.pipelines import GPU_LAYOUT_PIPELINE
 from texflow.dialects.layout import Quadrant
-from texflow.passes.layout.classify import Action, fused_quadrant, pair_rule
+from texflow.ir.quadrants import Action, fused_quadrant, pair_rule
 from texflow.runtime import Module
 
 Q = Quadrant

@@ -130,8 +130,9 @@ FUNC = """module attributes {test.keep = 1 : i32} {
   util.func public @f(%a: tensor<4xf32>) -> tensor<4xf32> { util.return %a : tensor<4xf32> } }"""
 
 
-def test_an_undoable_pass_that_breaks_the_ir_is_put_back():
+def test_an_undoable_pass_that_breaks_the_ir_is_put_back(monkeypatch):
     from iree.compiler import ir, passmanager
+    monkeypatch.delenv("TEXFLOW_STRICT", raising=False)
     from texflow.passes.registry import Pass, add_passes
 
     class Breaker(Pass):
@@ -158,6 +159,14 @@ def test_an_undoable_pass_that_breaks_the_ir_is_put_back():
         pm.run(m.operation)
         assert why in sink[0].undone
         assert m.operation.get_asm() == before
+        # with TEXFLOW_STRICT (the test suite's setting) the same pass fails the pipeline
+        monkeypatch.setenv("TEXFLOW_STRICT", "1")
+        s, m = _session_module(FUNC)
+        pm = passmanager.PassManager("builtin.module", context=s.context)
+        add_passes(pm, [cls()])
+        with pytest.raises(ir.MLIRError):
+            pm.run(m.operation)
+        monkeypatch.delenv("TEXFLOW_STRICT")
 
     class Fatal(Breaker):  # not undoable: the broken result is an error, not kept
         name, undoable = "test-fatal", False

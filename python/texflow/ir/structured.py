@@ -291,3 +291,14 @@ def rebuild_generic(old, inputs, inits, maps, iterators, result_types):
         o.detach_from_parent()
         ip.insert(o)
     return new
+
+
+def verifies_changed(o, change) -> bool:
+    """Would `o` verify after `change(copy)`?  Asked of a detached copy of `o` (erased after),
+    so the module is never touched: a rewrite's legality decided before the rewrite."""
+    c = o.clone().operation
+    try:
+        change(c)
+        return verifies(c)
+    finally:
+        c.erase()

@@ -1,4 +1,5 @@
-"""Folding a reshape/permute chain into a contraction by splitting loops.
+"""Expand-fold (Fixed -> ILD&Var, "eliminate 1st"): a reshape/permute chain folded into a
+contraction by splitting its loops.
 
 Why: a chain such as Transpose -> Reshape(merge) -> Transpose feeding a
 matmul is not a single permutation, so it cannot fold into an indexing map
@@ -20,26 +21,11 @@ from iree.compiler import ir
 from iree.compiler.dialects import arith, linalg, tensor
 
 from texflow import index_expr as ie
-from texflow import irutil
-from texflow.dialects.layout import TransformOp
 from texflow.irutil import result_value
 from texflow.ir.structured import (affine_maps, contraction_maps, inputs_of, iterator_types, map_dims,
-                                   outputs_of, static_shape, uses_index_op)
-from texflow.ir.structured import reassoc_attr, rebuild_generic
+                                   outputs_of, reassoc_attr, rebuild_generic, static_shape, uses_index_op)
 
-
-def chain_to(value) -> list[TransformOp]:
-    """The transforms producing `value`, source first."""
-    chain = []
-    v = value
-    while True:
-        o = irutil.producer(v)
-        if o is None or o.name != TransformOp.OPERATION_NAME:
-            break
-        t = o if isinstance(o, TransformOp) else TransformOp(o)
-        chain.insert(0, t)
-        v = t.source
-    return chain
+from .common import FIRST, LayoutRule, chain_to, producer_absorbs_transforms
 
 
 def split_strides(m: list[ie.Lin], i: int, n: int) -> list[int] | None:
@@ -111,16 +97,43 @@ def generalize_contraction(op):
     return g
 
 
-def try_expand_fold(user, operand_index: int, min_chain: int = 1) -> bool:
-    """Fold the transform chain feeding input `operand_index` of `user`."""
+def generalizable(op) -> bool:
+    """Would `generalize_contraction` give a generic (without building it)?"""
+    if op.name == "linalg.generic":
+        return True
+    if op.name not in ("linalg.matmul", "linalg.batch_matmul"):
+        return False
+    ets = [ir.RankedTensorType(v.type).element_type for v in inputs_of(op) + outputs_of(op)]
+    return (all(isinstance(et, (ir.F32Type, ir.F16Type, ir.F64Type, ir.BF16Type)) for et in ets)
+            and len(set(str(et) for et in ets)) == 1)
+
+
+def _broadcast_over_split(op, operand_index: int, c_dims, subs) -> bool:
+    """Does an operand other than the folded one (or a result) broadcast over a loop the plan
+    splits?  Its expand_shape would not exist (the rewrite refuses such plans)."""
+    split = {c_dims[i]: [size for _, size in subs[i]] for i in range(len(subs))}
+    maps = affine_maps(op) if op.name == "linalg.generic" else contraction_maps(op)[0]
+    values = inputs_of(op) + outputs_of(op)
+    for k, (v, m) in enumerate(zip(values, maps)):
+        if k == operand_index:
+            continue
+        for d, n in zip(map_dims(m), static_shape(v)):
+            if d in split and prod(split[d]) != n:
+                return True
+    return False
+
+
+def plan_expand_fold(user, operand_index: int, min_chain: int = 1):
+    """How to fold the transform chain feeding input `operand_index` of `user` by splitting
+    its loops: (source value, plan), or None."""
     ins = inputs_of(user)
     c = ins[operand_index]
     chain = chain_to(c)
     if len(chain) < min_chain or not any(t.kind == "permute" for t in chain):
-        return False
+        return None
     cm = contraction_maps(user)
     if cm is None or not cm[0] or any(map_dims(m) is None for m in cm[0]):
-        return False
+        return None
     maps, iters = cm
     c_dims = map_dims(maps[operand_index])
     c_shape = static_shape(c)
@@ -141,12 +154,40 @@ def try_expand_fold(user, operand_index: int, min_chain: int = 1) -> bool:
         if any(iters[c_dims[i]] == "reduction" and sum(sz > 1 for _, sz in plan[0][i]) > 1
                for i in range(len(c_shape))):
             continue
-        g = generalize_contraction(user)
-        if g is None:
-            return False
-        _rewrite(g, operand_index, x, plan)
-        return True
-    return False
+        if not generalizable(user) or _broadcast_over_split(user, operand_index, c_dims, plan[0]):
+            return None
+        return x, plan
+    return None
+
+
+class ExpandFold(LayoutRule):
+    """Chains with a permutation feeding a contraction that no single map can absorb: the
+    contraction's loops are split so that the chain's composed map becomes a projection."""
+
+    name = "expand-fold"
+    actions = FIRST
+
+    def match(self, user):
+        if user.name == "linalg.generic" and ("reduction" not in iterator_types(user)
+                                             or uses_index_op(user)):
+            return None
+        for i, v in enumerate(inputs_of(user)):
+            chain = chain_to(v)
+            if len(chain) < 2:
+                continue  # a lone permutation folds without splitting loops
+            if producer_absorbs_transforms(chain[0].source):
+                continue
+            if not self.permits(chain[-1].operation, user):
+                continue
+            planned = plan_expand_fold(user, i, min_chain=2)
+            if planned is not None:
+                return user, i, planned, len(chain)
+        return None
+
+    def rewrite(self, plan) -> None:
+        user, i, (x, p), n = plan
+        _rewrite(generalize_contraction(user), i, x, p)
+        self.bump("transforms folded into contractions (loops split)", n)
 
 
 def _plan(m, c_shape, x_shape):
@@ -178,7 +219,7 @@ def _plan(m, c_shape, x_shape):
             x_idx.append([None])
             x_split.append([1])
             continue
-        digits = _mixed_radix(e, flat_sizes, x_shape[j])
+        digits = mixed_radix(e, flat_sizes, x_shape[j])
         if digits is None:
             return None
         x_idx.append([d for d, _ in digits])
@@ -192,7 +233,7 @@ def _plan(m, c_shape, x_shape):
     return subs, x_idx, x_split
 
 
-def _mixed_radix(e: ie.Lin, sizes: list[int], extent: int):
+def mixed_radix(e: ie.Lin, sizes: list[int], extent: int):
     """[(sub_dim, size)] outer first if e = sum sub_t * stride_t with strides
     forming a mixed radix that exactly covers `extent`; else None."""
     if e.const != 0:
@@ -241,7 +282,7 @@ def _rewrite(g, operand_index, x, plan):
         for d, n in zip(dims, shape):
             sizes = split.get(d, [n]) if d in split else [n]
             if d in split and prod(sizes) != n:
-                raise ValueError("broadcast operand over a split loop")
+                raise AssertionError("broadcast operand over a split loop (refused by match)")
             groups.append(list(range(k, k + len(sizes))))
             new_shape += sizes
             new_dims += new_loop[d]
@@ -300,139 +341,3 @@ def _rewrite(g, operand_index, x, plan):
                 cv = result_value(tensor.collapse_shape(r_old.type, r_new, reassoc_attr(groups)))
                 r_old.replace_all_uses_with(cv)
     g.erase()
-
-
-def _init_like(init, shape):
-    """A new init of `shape` built like `init` (tensor.empty, or a fill of one)."""
-    et = ir.RankedTensorType(init.type).element_type
-    p = irutil.producer(init)
-    if p is None:
-        return None
-    if p.name == "tensor.empty":
-        return tensor.empty(list(shape), et)
-    if p.name == "linalg.fill":
-        fill_val = p.operands[0]
-        return result_value(linalg.fill(fill_val, outs=[tensor.empty(list(shape), et)]))
-    return None
-
-
-def try_fold_into_producer(t) -> bool:
-    """SmartMem's "eliminate 2nd": a contraction writes its result directly in
-    the layout a reshape/permute chain after it produces (ILD&Var ops have a
-    variable output layout).  Its parallel loops are split and reordered to
-    follow the chain's result; operands indexed by a split loop get a free
-    expand_shape.  Works for any number of users of the chain's result."""
-    chain = chain_to(t.result)
-    if not chain or not any(c.kind == "permute" for c in chain):
-        return False
-    if any(len(list(c.result.uses)) != 1 for c in chain[:-1]):
-        return False
-    r = chain[0].source
-    p = irutil.producer(r)
-    if p is None or len(list(r.uses)) != 1 or len(p.results) != 1:
-        return False
-    cm = contraction_maps(p)
-    if cm is None or "reduction" not in cm[1] or uses_index_op(p):
-        return False
-    maps, iters = cm
-    if any(map_dims(m) is None for m in maps):
-        return False
-    r_shape, v_shape = static_shape(r), static_shape(t.result)
-    if r_shape is None or v_shape is None:
-        return False
-    m = ie.identity_map(len(r_shape))
-    for c in chain:
-        m = ie.compose(m, c.index_map(), c.result_shape)
-    digits = []
-    for j, e in enumerate(m):
-        if e.is_const() and e.const == 0 and r_shape[j] == 1:
-            digits.append([])
-            continue
-        d = _mixed_radix(e, v_shape, r_shape[j])
-        if d is None:
-            return False
-        digits.append(d)
-    used = [vd for ds in digits for vd, _ in ds]
-    if len(used) != len(set(used)) or any(v_shape[i] > 1 and i not in used for i in range(len(v_shape))):
-        return False
-    # pair unit dims of r with unit dims of v (a batch of 1 stays a loop of 1)
-    free_units = [i for i, n in enumerate(v_shape) if n == 1 and i not in used]
-    for j, ds in enumerate(digits):
-        if not ds and free_units:
-            digits[j] = [(free_units.pop(0), 1)]
-    out_dims = map_dims(maps[-1])
-    n_in = len(inputs_of(p))
-    if any(iters[out_dims[j]] != "parallel" for j in range(len(r_shape))):
-        return False
-    # new loop numbering: old loops in order, r-dim loops replaced by their digits
-    loop_of_r = {out_dims[j]: j for j in range(len(r_shape))}
-    new_loops, new_iters, vdim_loop = {}, [], {}
-    for l in range(maps[0].n_dims):
-        if l in loop_of_r:
-            ids = []
-            for vd, _ in digits[loop_of_r[l]]:
-                vdim_loop[vd] = len(new_iters)
-                ids.append(len(new_iters))
-                new_iters.append("parallel")
-            new_loops[l] = ids
-        else:
-            new_loops[l] = [len(new_iters)]
-            new_iters.append(iters[l])
-    for i, n in enumerate(v_shape):  # unit dims of v that no digit covers
-        if i not in vdim_loop:
-            vdim_loop[i] = len(new_iters)
-            new_iters.append("parallel")
-    n_new = len(new_iters)
-
-    def amap(ids):
-        return ir.AffineMap.get(n_new, 0, [ir.AffineDimExpr.get(i) for i in ids])
-
-    with ir.InsertionPoint(p), p.location:
-        new_ins, new_maps = [], []
-        for v, mp in zip(inputs_of(p), maps[:n_in]):
-            dims = map_dims(mp)
-            shape = static_shape(v)
-            if shape is None:
-                return False
-            groups, nshape, ids, k = [], [], [], 0
-            for d, n in zip(dims, shape):
-                if d in loop_of_r and len(digits[loop_of_r[d]]) != 1:
-                    sizes = [sz for _, sz in digits[loop_of_r[d]]]
-                    if not sizes:  # unit r dim read by this operand: keep it as a unit
-                        groups.append([k]); nshape.append(n); k += 1
-                        ids.append(n_new)  # placeholder, fixed below
-                        continue
-                    if prod(sizes) != n:
-                        return False  # broadcast over a split loop
-                    groups.append(list(range(k, k + len(sizes))))
-                    nshape += sizes
-                    ids += new_loops[d]
-                    k += len(sizes)
-                else:
-                    groups.append([k]); nshape.append(n); k += 1
-                    ids += new_loops[d] if new_loops[d] else [n_new]
-            if n_new in ids:
-                return False
-            if nshape != shape:
-                et = ir.RankedTensorType(v.type).element_type
-                v = result_value(tensor.expand_shape(ir.RankedTensorType.get(nshape, et), v,
-                                               reassoc_attr(groups), [], nshape))
-            new_ins.append(v)
-            new_maps.append(amap(ids))
-        init = _init_like(outputs_of(p)[0], v_shape)
-        if init is None:
-            return False
-        new_maps.append(amap([vdim_loop[i] for i in range(len(v_shape))]))
-    g = generalize_contraction(p) if p.name != "linalg.generic" else p
-    if g is None:
-        return False
-    with ir.InsertionPoint(g), g.location:
-        new = rebuild_generic(g, new_ins, [init], new_maps, new_iters, [t.result.type])
-        new.move_before(g)
-    t.result.replace_all_uses_with(new.results[0])
-    for c in reversed(chain):
-        if not list(c.result.uses):
-            c.operation.erase()
-    if not list(g.results[0].uses):
-        g.erase()
-    return True
