@@ -46,8 +46,9 @@ from texflow.dialects.layout import PHYSICAL_ATTR, PhysicalLayout
 from texflow.errors import TexflowError
 from texflow.streaming.stages import tensor_bytes
 from texflow.ir.constants import constant_array, make_constant
-from texflow.ir.structured import (affine_maps, build_reshape, is_elementwise, pack_op, rebuild_generic,
-                                   reads_output as _reads_output, static_shape as _shape, unpack_op)
+from texflow.ir.structured import (affine_maps, build_generic, build_reshape, is_elementwise, pack_op,
+                                   rebuild_generic, reads_output as _reads_output, static_shape as _shape,
+                                   unpack_op)
 from ..registry import Pass, register_pass
 
 REPORT_ATTR = "texflow.layout_selection"
@@ -497,18 +498,8 @@ class SelectLayout(Pass):
                     ir.AffineMap.get(7, 0, [n_, c0, oh, ow, c1])]
             its = ["parallel"] * 5 + ["reduction"] * 2
         wv = make_constant(wt, ir.RankedTensorType.get(list(wt.shape), et))
-        its = ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{t}>") for t in its])
-        g = ir.Operation.create("linalg.generic", results=[new_init.type], operands=[xi, wv, new_init],
-                                attributes={"indexing_maps": ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps]),
-                                            "iterator_types": its,
-                                            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([2, 1])},
-                                regions=1)
-        blk = g.regions[0].blocks.append(et, et, et)
-        with ir.InsertionPoint(blk):
-            m = arith.mulf(blk.arguments[0], blk.arguments[1])
-            s = arith.addf(blk.arguments[2], m)
-            linalg.YieldOp([s])
-        return g
+        return build_generic([xi, wv], maps[:2], new_init, maps[2], its,
+                             lambda b: arith.addf(b[2], arith.mulf(b[0], b[1]))).owner
 
     def _pool(self, n: Node, layout: str, get):
         op = n.op

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 from iree.compiler import ir
-from iree.compiler.dialects import arith, linalg, tensor
+from iree.compiler.dialects import arith, tensor
 
 from texflow import irutil
+from texflow.ir.structured import build_generic
 from ..registry import Pass, register_pass
 
 _CASTS = ("arith.truncf", "arith.extf")
@@ -56,17 +57,9 @@ def _cast_tensor(v, to_type, op_name: str):
     rank = len(rt.shape)
     init = tensor.empty(list(rt.shape), dst.element_type)
     idm = ir.AffineMap.get_identity(rank)
-    its = ir.ArrayAttr.get([ir.Attribute.parse("#linalg.iterator_type<parallel>")] * rank)
-    g = ir.Operation.create("linalg.generic", results=[dst], operands=[v, init],
-                            attributes={"indexing_maps": ir.ArrayAttr.get([ir.AffineMapAttr.get(idm)] * 2),
-                                        "iterator_types": its,
-                                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 1])},
-                            regions=1)
-    blk = g.regions[0].blocks.append(rt.element_type, dst.element_type)
-    with ir.InsertionPoint(blk):
-        c = (arith.truncf if op_name == "arith.truncf" else arith.extf)(dst.element_type, blk.arguments[0])
-        linalg.YieldOp([c])
-    return g.results[0]
+    cast = arith.truncf if op_name == "arith.truncf" else arith.extf
+    return build_generic([v], [idm], init, idm, ["parallel"] * rank,
+                         lambda b: cast(dst.element_type, b[0]))
 
 
 @register_pass

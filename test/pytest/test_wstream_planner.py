@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis_budget import examples
 
 from texflow.errors import TexflowError
+from texflow.bench import synthetic_plans as synthetic
 from texflow.streaming import (GroupPlan, InfeasibleBudget, Load, PlanError, PlannerOptions,
                                Problem, Stage, greedy, load_next_stage, parse_bytes, plan,
-                               preload_all, replay, synthetic)
+                               preload_all, replay)
 from texflow.streaming.model import Group
 from texflow.streaming.planner import check_budget
 

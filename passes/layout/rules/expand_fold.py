@@ -18,12 +18,13 @@ from __future__ import annotations
 from math import prod
 
 from iree.compiler import ir
-from iree.compiler.dialects import arith, linalg, tensor
+from iree.compiler.dialects import arith, tensor
 
 from texflow import index_expr as ie
 from texflow.irutil import result_value
-from texflow.ir.structured import (affine_maps, contraction_maps, inputs_of, iterator_types, map_dims,
-                                   outputs_of, reassoc_attr, rebuild_generic, static_shape, uses_index_op)
+from texflow.ir.structured import (affine_maps, build_generic, contraction_maps, inputs_of, iterator_types,
+                                   map_dims, outputs_of, reassoc_attr, rebuild_generic, static_shape,
+                                   uses_index_op)
 
 from .common import FIRST, LayoutRule, chain_to, producer_absorbs_transforms
 
@@ -78,20 +79,9 @@ def generalize_contraction(op):
         return None
     if len(set(str(et) for et in ets)) != 1:
         return None
-    it_attr = ir.ArrayAttr.get([ir.Attribute.parse(f"#linalg.iterator_type<{i}>") for i in iters])
     with ir.InsertionPoint(op), op.location:
-        g = ir.Operation.create(
-            "linalg.generic", results=[r.type for r in op.results], operands=ins + outs,
-            attributes={"indexing_maps": ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for m in maps]),
-                        "iterator_types": it_attr,
-                        "operandSegmentSizes": ir.DenseI32ArrayAttr.get([len(ins), len(outs)])},
-            regions=1, loc=op.location)
-        blk = g.regions[0].blocks.append(*ets)
-        with ir.InsertionPoint(blk):
-            a, b, c = blk.arguments
-            mul = arith.MulFOp(a, b).result
-            add = arith.AddFOp(c, mul).result
-            linalg.YieldOp([add])
+        g = build_generic(ins, maps[:len(ins)], outs[0], maps[-1], iters,
+                          lambda b: arith.AddFOp(b[2], arith.MulFOp(b[0], b[1]).result).result).owner
     op.results[0].replace_all_uses_with(g.results[0])
     op.erase()
     return g
