@@ -33,6 +33,7 @@ from iree.compiler import ir
 
 from texflow import irutil
 from texflow.errors import TexflowError
+from texflow.ir.structured import type_text
 from texflow.streaming.archive import weight_key
 from texflow.streaming.irplan import func_name, single_block_functions
 from texflow.streaming.program import PROGRAM_FORMAT, program_digest
@@ -47,13 +48,6 @@ INTERFACE = ("hal.tensor.import", "hal.tensor.export", "hal.tensor.barrier",
 
 def _int_attr(op, name):
     return ir.IntegerAttr(op.attributes[name]).value
-
-
-def _type_text(t) -> str:
-    rt = ir.RankedTensorType(t)
-    if not rt.has_static_shape:
-        raise TexflowError(f"streaming needs static shapes, got {t}")
-    return "x".join([str(d) for d in rt.shape] + [str(rt.element_type)])
 
 
 def _is_compute(op) -> bool:
@@ -129,7 +123,7 @@ class _Outliner:
                 self.weight_of[op.results[0]] = key
                 groups[g]["keys"].append(key)
                 groups[g]["first_stage"] = _int_attr(op, "stage")
-                groups[g].setdefault("shapes", {})[key] = _type_text(op.results[0].type)
+                groups[g].setdefault("shapes", {})[key] = type_text(op.results[0].type, static=True)
             elif n == "wstream.release":
                 groups[_int_attr(op, "group")]["last_stage"] = _int_attr(op, "stage")
             elif n == "hal.tensor.import":
@@ -408,15 +402,15 @@ class _Outliner:
         for v, vid in self.value_ids.items():
             values[vid] = {"segment": self.value_seg[v],
                            "last_use": self.last_use.get(v, K), "bytes": tensor_bytes(v.type),
-                           "type": _type_text(v.type)}
+                           "type": type_text(v.type, static=True)}
         inputs = sorted(self.input_of.items(), key=lambda t: t[1])
         program = {
             "format": PROGRAM_FORMAT,
             "function": self.name,
             "entry": self.public,
-            "inputs": [_type_text(v.type) for v, _ in inputs],
+            "inputs": [type_text(v.type, static=True) for v, _ in inputs],
             "outputs": [self.value_ids[v] for v in self.outputs],
-            "output_types": [_type_text(v.type) for v in self.outputs],
+            "output_types": [type_text(v.type, static=True) for v in self.outputs],
             "segments": segments,
             "values": values,
             "groups": [{k: g[k] for k in ("id", "bytes", "mapped", "preload", "keys", "shapes",

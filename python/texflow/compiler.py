@@ -11,8 +11,6 @@ import dataclasses
 import json
 import os
 import re
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +20,8 @@ from iree.compiler.api import Invocation, Output
 from . import iree_phases
 from .errors import TexflowError
 from .importer import import_onnx, load_onnx
+from .ir.structured import type_text
+from .isolation import ChildCrashed, ChildFailed, call_forked
 from .session import CompilerSession
 from .stderr_capture import capture_stderr
 from .atomic_io import write_atomically
@@ -387,13 +387,6 @@ def _is_segment(func) -> bool:
     return any(d[i].name.startswith("texflow.wstream.") for i in range(len(d)))
 
 
-def _type_text(t) -> str:
-    """tensor<1x8xf32> -> '1x8xf32' (iree-run-module's notation); '?' for dynamic."""
-    rt = ir.RankedTensorType(t)
-    dims = ["?" if rt.is_dynamic_dim(i) else str(d) for i, d in enumerate(rt.shape)]
-    return "x".join(dims + [str(rt.element_type)])
-
-
 def _abi_signature(func) -> tuple[list[str], list[str]]:
     """Tensor types at a function's ABI boundary (hal.tensor.import/export order)."""
     ins, outs = {}, []
@@ -406,9 +399,9 @@ def _abi_signature(func) -> tuple[list[str], list[str]]:
                     continue
                 for i, a in enumerate(args):
                     if a == src:
-                        ins[i] = _type_text(o.results[0].type)
+                        ins[i] = type_text(o.results[0].type)
         elif o.name == "hal.tensor.export":
-            outs.append(_type_text(o.operands[0].type))
+            outs.append(type_text(o.operands[0].type))
         return ir.WalkResult.ADVANCE
     func.operation.walk(visit)
     return [ins[k] for k in sorted(ins)], outs
@@ -446,42 +439,13 @@ def finish_streaming_outputs(result: CompileResult, output: str, manifest_tmp: s
 
 def _compile_in_child(path: str, options: CompileOptions) -> CompileResult:
     """One forked compilation; an IREE crash comes back as IreeCrash (see compile_isolated)."""
-    import pickle
-    import signal
-
-    fd, tmp = tempfile.mkstemp(prefix="texflow-compile-", suffix=".pkl")
-    os.close(fd)
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # child
-            code = 0
-            try:
-                try:
-                    payload = ("ok", Compiler(options).compile_file(path))
-                except TexflowError as e:
-                    payload = ("error", str(e))
-                with open(tmp, "wb") as f:
-                    pickle.dump(payload, f)
-            except BaseException:  # pragma: no cover - reported by the parent
-                code = 3
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        if os.WIFSIGNALED(status):
-            sig = signal.Signals(os.WTERMSIG(status)).name
-            raise IreeCrash(f"IREE crashed ({sig}) while compiling {path}: this input hits an "
-                            "IREE bug (set TEXFLOW_DEBUG=1 and compile without isolation to debug)")
-        if os.WEXITSTATUS(status) != 0 or os.path.getsize(tmp) == 0:
-            raise TexflowError(f"compilation of {path} failed unexpectedly (exit {os.WEXITSTATUS(status)})")
-        with open(tmp, "rb") as f:
-            kind, value = pickle.load(f)
-        if kind == "error":
-            raise TexflowError(value)
-        return value
-    finally:
-        os.unlink(tmp)
+        return call_forked(lambda: Compiler(options).compile_file(path))
+    except ChildCrashed as e:
+        raise IreeCrash(f"IREE crashed ({e.signal}) while compiling {path}: this input hits an "
+                        "IREE bug (set TEXFLOW_DEBUG=1 and compile without isolation to debug)") from None
+    except ChildFailed as e:
+        raise TexflowError(f"compilation of {path} failed: internal error {e}") from None
 
 
 class IreeCrash(TexflowError):

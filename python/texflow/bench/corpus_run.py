@@ -27,11 +27,8 @@ import datetime as dt
 import gc
 import json
 import os
-import pickle
 import shlex
-import signal
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -53,63 +50,30 @@ def _one_line(e: BaseException | str) -> str:
 
 def compile_forked(path, target: str, layout: bool, select_options: str = "",
                    timeout: float = 600) -> dict:
-    """Compile in a forked child, like `compile_file(..., isolate=True)`
-    (compiler.compile_isolated), with two additions the corpus needs: a wall-clock limit
-    (SIGALRM in the child), and the type and message of any exception, not only of a
-    TexflowError (compile_isolated reports other exceptions as 'exit 3' without text)."""
-    from texflow.compiler import CompileOptions, Compiler, TexflowError
+    """Compile in a forked child (texflow.isolation, as `compile_file(..., isolate=True)`),
+    with a wall-clock limit; any failure is an entry's "error" text, never an exception."""
+    from texflow.compiler import CompileOptions, Compiler
+    from texflow.errors import TexflowError
+    from texflow.isolation import ChildCrashed, call_forked
     opts = CompileOptions(target=target, layout=layout, select_options=select_options)
     Compiler(opts)  # validate the options here, in the parent
-    fd, tmp = tempfile.mkstemp(prefix="texflow-corpus-", suffix=".pkl")
-    os.close(fd)
+
+    def compile_one():
+        r = Compiler(opts).compile_file(str(path))
+        return {"vmfb": r.vmfb, "timings": r.timings}
+
     t0 = time.perf_counter()
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # child
-            code = 0
-            try:
-                signal.alarm(max(1, int(timeout)))
-                try:
-                    r = Compiler(opts).compile_file(str(path))
-                    payload = ("ok", {"vmfb": r.vmfb, "timings": r.timings})
-                except TexflowError as e:
-                    payload = ("error", _one_line(e))
-                except Exception as e:  # noqa: BLE001  (a bug in a pass: keep where it was)
-                    tb = traceback.extract_tb(e.__traceback__)
-                    where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
-                    payload = ("error", f"{type(e).__name__}: {_one_line(e)}{where}")
-                signal.alarm(0)
-                with open(tmp, "wb") as f:
-                    pickle.dump(payload, f)
-            except BaseException:  # noqa: BLE001
-                code = 3
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        secs = time.perf_counter() - t0
-        out = {"compile_s": round(secs, 2)}
-        if os.WIFSIGNALED(status):
-            sig = signal.Signals(os.WTERMSIG(status)).name
-            out["error"] = (f"compile timed out after {int(timeout)} s" if sig == "SIGALRM"
-                            else f"IREE crashed ({sig})")
-            return out
-        if os.WEXITSTATUS(status) != 0 or os.path.getsize(tmp) == 0:
-            out["error"] = f"compile failed unexpectedly (exit {os.WEXITSTATUS(status)})"
-            return out
-        with open(tmp, "rb") as f:
-            kind, value = pickle.load(f)
-        if kind == "error":
-            out["error"] = value
-        else:
-            out["vmfb"] = value["vmfb"]
-            out["vmfb_bytes"] = len(value["vmfb"])
-            out["texflow_s"] = round(sum(v for k, v in value["timings"].items()
-                                         if k.startswith("texflow")), 2)
-        return out
-    finally:
-        os.unlink(tmp)
+        value = call_forked(compile_one, timeout)
+    except ChildCrashed as e:
+        return {"compile_s": round(time.perf_counter() - t0, 2),
+                "error": (f"compile timed out after {int(timeout)} s" if e.signal == "SIGALRM"
+                          else f"IREE crashed ({e.signal})")}
+    except TexflowError as e:
+        return {"compile_s": round(time.perf_counter() - t0, 2), "error": _one_line(e)}
+    return {"compile_s": round(time.perf_counter() - t0, 2), "vmfb": value["vmfb"],
+            "vmfb_bytes": len(value["vmfb"]),
+            "texflow_s": round(sum(v for k, v in value["timings"].items() if k.startswith("texflow")), 2)}
 
 
 def repro(onnx_path, target: str, variant: str) -> str:

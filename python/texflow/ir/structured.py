@@ -302,3 +302,14 @@ def verifies_changed(o, change) -> bool:
         return verifies(c)
     finally:
         c.erase()
+
+
+def type_text(t, static: bool = False) -> str:
+    """tensor<1x8xf32> -> '1x8xf32', the signature notation (texflow.signature) the runtime
+    reads; '?' for a dynamic dimension, or with `static` a one-line error."""
+    rt = ir.RankedTensorType(t)
+    if static and not rt.has_static_shape:
+        from texflow.errors import TexflowError
+        raise TexflowError(f"streaming needs static shapes, got {t}")
+    dims = ["?" if rt.is_dynamic_dim(i) else str(d) for i, d in enumerate(rt.shape)]
+    return "x".join(dims + [str(rt.element_type)])

@@ -116,12 +116,12 @@ class StreamingSession:
                 self._alloc_base = self._allocator_counts(rt.get_first_device([driver]))
             except (RuntimeError, ValueError):
                 pass  # Module below reports a driver that does not start
-        # Modules on one device: the first one starts the driver (and checks its
-        # subgroup size), the others join its instance.
+        # Modules on one device: the first one starts the driver, the others share its
+        # instance and device (Module's `config`).
         self.modules = []
-        for i, m in enumerate(self.models):
-            self.modules.append(Module(m.vmfb_path, driver=driver) if i == 0
-                                else _join(self.modules[0], m.vmfb))
+        for m in self.models:
+            self.modules.append(Module(m.vmfb_path if not self.modules else m.vmfb, driver=driver,
+                                       config=self.modules[0].config if self.modules else None))
         self.device = self.modules[0].device
         self._plan()
         self._fds = [os.open(m.archive_path, os.O_RDONLY) for m in self.models]
@@ -549,28 +549,6 @@ class StreamingSession:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def _join(first, vmfb: bytes):
-    """A texflow.runtime.Module for `vmfb` on the device of `first` (shared instance)."""
-    import iree.runtime as rt
-    from texflow.runtime import Module
-    m = Module.__new__(Module)
-    m._rt = rt
-    m.driver = first.driver
-    m.allow_subgroup_mismatch = first.allow_subgroup_mismatch
-    m.config = first.config
-    m.device = first.device
-    try:
-        m.vm_module = rt.VmModule.copy_buffer(first.config.vm_instance, vmfb)
-        m.context = rt.SystemContext(vm_modules=[m.vm_module], config=first.config)
-    except (RuntimeError, ValueError) as e:
-        raise TexflowError(f"cannot load module: {str(e).splitlines()[0]}") from None
-    m.function_names = [n for n in m.vm_module.function_names if n != "__init"]
-    m.reflection = {}
-    m.module_subgroup = 0
-    m.target = None
-    return m
 
 
 def _pread_exact(fd: int, host: np.ndarray, offset: int, path: str, key: str) -> None:
