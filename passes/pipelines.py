@@ -83,11 +83,15 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
     return p
 
 
-def wstream_passes(budget_bytes: int, *, time_limit: float = 10.0, manifest: str = "") -> list[Item]:
-    """The texflow-wstream phase: split weights too large for the budget, then plan."""
+def wstream_passes(budget_bytes: int, *, time_limit: float = 10.0, manifest: str = "",
+                   target: str = "llvm-cpu") -> list[Item]:
+    """The texflow-wstream phase: split weights too large for the budget, then plan.  The plan
+    counts what the target's runtime holds: on Vulkan a gathered table is read whole (the CPU
+    runtime maps it and holds only the rows a gather can touch)."""
     max_slice = max(MIN_WEIGHT_SLICE, budget_bytes // SLICES_PER_BUDGET)
     return [WStreamSplitWeights(max_bytes=max_slice),
-            WStreamPlan(memory_budget=budget_bytes, time_limit=time_limit, manifest=manifest)]
+            WStreamPlan(memory_budget=budget_bytes, time_limit=time_limit, manifest=manifest,
+                        map_tables=not target.startswith("vulkan"))]
 
 
 def finalize_passes(segments: bool) -> list[Item]:

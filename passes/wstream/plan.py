@@ -51,6 +51,10 @@ class WStreamPlan(Pass):
         exact_limit: int = dataclasses.field(
             default=2000, metadata={"help": "stages above which only LP rounding runs"})
         manifest: str = dataclasses.field(default="", metadata={"help": "write the plan as JSON"})
+        map_tables: bool = dataclasses.field(
+            default=True, metadata={"help": "count a table only gathered from by the rows it can "
+                                             "touch (the CPU runtime maps it; on Vulkan it is read "
+                                             "whole, so Vulkan targets plan with false)"})
 
     def apply(self, module) -> None:
         o = self.options
@@ -68,7 +72,7 @@ class WStreamPlan(Pass):
                    for x in func.regions[0].blocks[0].operations):
                 raise TexflowError(f"function @{irplan.func_name(func)} already has a wstream plan")
             an = irplan.analyse(func, o.min_weight_bytes)
-            built = irplan.build_problem(an, cal, budget, o.chunk_bytes, o.preload_first)
+            built = irplan.build_problem(an, cal, budget, o.chunk_bytes, o.preload_first, o.map_tables)
             if built is None:
                 continue
             p = plan(built.problem, popts)
@@ -117,7 +121,8 @@ class WStreamPlan(Pass):
                                  if hasattr(built.analysis.block.owner, "operation")
                                  else built.analysis.block.owner, self.options.min_weight_bytes,
                                  stages=new)
-            b2 = irplan.build_problem(an2, cal, budget, prob.chunk_bytes, prob.preload_first)
+            b2 = irplan.build_problem(an2, cal, budget, prob.chunk_bytes, prob.preload_first,
+                                      self.options.map_tables)
             try:
                 p2 = plan(b2.problem, popts)
             except TexflowError:

@@ -54,7 +54,8 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
         phases.append(Phase("texflow-wstream", "weight-streaming plan under a memory budget (FlashMem)",
                             pipelines.wstream_passes(parse_bytes(options.memory_budget),
                                                      time_limit=options.plan_time_limit,
-                                                     manifest=options.plan_manifest or "")))
+                                                     manifest=options.plan_manifest or "",
+                                                     target=options.target)))
     phases.append(Phase("texflow-finalize", "lower texflow dialects; check none reaches IREE",
                         pipelines.finalize_passes(bool(options.memory_budget and options.stream_segments))))
     return phases

@@ -409,3 +409,26 @@ def test_gathered_table_is_mapped_and_large_head_split(tmp_path):
             assert np.array_equal(s.run(ids)[0], ref)
         st = s.summary()
     assert st["peak_accounted_bytes"] <= budget
+
+
+def test_vulkan_plan_counts_the_table_the_runtime_reads_whole(tmp_path, vulkan):
+    """One accounting: on Vulkan the runtime reads a gathered table whole (it cannot import
+    host memory), so the plan must count all of it.  Before, the compiler counted only the rows
+    a gather can touch (as for the CPU runtime, which maps the table) and accepted a 600 KiB
+    plan that the runtime then refused: '784.00KiB of weights ... > 600.00KiB at segment 0'."""
+    onnx.save(tiny_lm(), tmp_path / "lm.onnx")
+    budget = 600 * 1024
+    rc, _, err = tool("compile", tmp_path / "lm.onnx", "-o", tmp_path / "lm.vmfb", "--target=vulkan-generic")
+    assert rc == 0, err
+    rc, _, err = tool("compile", tmp_path / "lm.onnx", "-o", tmp_path / "lm.s.vmfb", "--target=vulkan-generic",
+                      f"--memory-budget={budget}")
+    assert rc == 0, err
+    m = load_streamed(str(tmp_path / "lm.s.vmfb"))
+    table = 2048 * 64 * 4
+    assert not any(g["mapped"] for g in m.program["groups"])
+    assert table in [g["bytes"] for g in m.program["groups"]]  # the whole table is accounted
+    ids = np.random.default_rng(0).integers(0, 2048, (1, 16)).astype(np.int64)
+    ref = Module(str(tmp_path / "lm.vmfb"), driver="vulkan")(ids)[0]
+    with StreamingSession([m], memory_budget=budget, driver="vulkan") as s:
+        assert np.array_equal(s.run(ids)[0], ref)
+        assert s.summary()["peak_accounted_bytes"] <= budget

@@ -55,7 +55,7 @@ class Built:
 
 
 def build_problem(an: Analysis, cal: Calibration, budget: int, chunk_bytes: int,
-                  preload_first: bool) -> Built | None:
+                  preload_first: bool, map_tables: bool = True) -> Built | None:
     spans = []
     for w in an.weights:
         sp = an.weight_span(w)
@@ -65,10 +65,12 @@ def build_problem(an: Analysis, cal: Calibration, budget: int, chunk_bytes: int,
         return None
     total = sum(tensor_bytes(w.results[0].type) for w, _ in spans)
     cb = chunk_bytes or auto_chunk_bytes(total)
-    # Weights only gathered from (embedding tables) are mapped by the runtime,
-    # each a group of its own that costs the rows it can touch.
+    # Weights only gathered from (embedding tables) are mapped by the CPU runtime, each a
+    # group of its own that costs the rows it can touch.  Where the runtime reads them whole
+    # (Vulkan: no host memory import), they cost all their bytes: the plan counts what the
+    # runtime will hold.
     mapped = {}
-    for w, _ in spans:
+    for w, _ in spans if map_tables else []:
         b = gather_bound(w.results[0])
         if b is not None:
             mapped[id(w)] = b
