@@ -317,9 +317,21 @@ def _verify_error(op) -> str | None:
     return None
 
 
+def disabled_passes() -> set[str]:
+    """TEXFLOW_DISABLE_PASSES=name,name: those texflow passes run as no-ops wherever a pipeline
+    holds them (every compile of the process and of the processes it starts).  For bisecting a
+    miscompile to a pass, and for the mutation runs (scripts/pytest_mutation.py) that ask which
+    tests still pass without a pass."""
+    return {n.strip() for n in os.environ.get("TEXFLOW_DISABLE_PASSES", "").split(",") if n.strip()}
+
+
 def _as_external(p: Pass, print_ir: PrintIR | None, stats_sink: list | None):
     def run(op, pass_):
         from iree.compiler import ir
+        if p.name in disabled_passes():
+            if stats_sink is not None:
+                stats_sink.append(p)
+            return
         snapshot = snapshot_module(op) if p.undoable else None
         undo_why = None
         try:

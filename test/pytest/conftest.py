@@ -14,21 +14,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 import pytest  # noqa: E402
 
 
-def _install_mutants() -> None:
-    """TEXFLOW_MUTANT=pass-a,pass-b: those texflow passes do nothing in this test process
-    (and its forked compiles), so scripts/pytest_mutation.py can ask which tests would still
-    pass without them."""
-    names = [n for n in os.environ.get("TEXFLOW_MUTANT", "").split(",") if n]
-    if not names:
-        return
-    from texflow.passes.registry import get_pass
-    for n in names:
-        get_pass(n).apply = lambda self, module: None
-
-
-_install_mutants()
-
-
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="run tests marked slow")
 

@@ -240,3 +240,19 @@ def test_memory_budget_output_path_with_spaces(tmp_path):
     ex = os.path.join(REPO, "python", "texflow", "examples", "example.onnx")
     _compile_cli([ex, "--memory-budget=1MiB", "-o", str(d / "m v.vmfb")], {}, str(tmp_path))
     assert sorted(os.listdir(d)) == ["m v.vmfb", "m v.vmfb.irpa", "m v.vmfb.plan.json"]
+
+
+def test_disabled_passes_do_nothing_in_every_process(tmp_path, monkeypatch):
+    """TEXFLOW_DISABLE_PASSES (bisecting a miscompile; the mutation runs) reaches the compiles of
+    this process and of the texflow-compile processes it starts."""
+    from texflow import compiler
+    ex = os.path.join(REPO, "python", "texflow", "examples", "example.onnx")
+    assert "texflow-eliminate-layout" in compiler.compile_file(ex, target="llvm-cpu").statistics
+    monkeypatch.setenv("TEXFLOW_DISABLE_PASSES", "texflow-eliminate-layout, texflow-pack-matmul")
+    stats = compiler.compile_file(ex, target="llvm-cpu").statistics
+    assert "texflow-eliminate-layout" not in stats and "texflow-pack-matmul" not in stats
+    assert "texflow-raise-layout" in stats  # the others still run
+    p = subprocess.run([sys.executable, "-m", "texflow.cli.compile", ex, "--texflow-statistics",
+                        "-o", str(tmp_path / "m.vmfb")], capture_output=True, text=True)
+    assert p.returncode == 0 and "texflow-raise-layout:" in p.stderr, p.stderr
+    assert "texflow-eliminate-layout:" not in p.stderr

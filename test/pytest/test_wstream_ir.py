@@ -79,8 +79,10 @@ def test_lowered_program_still_computes_the_same():
     import iree.runtime as rt
     s = CompilerSession()
     m = s.parse(mlp_text())
-    run(s, m, "texflow-wstream-plan{memory-budget=3840 chunk-bytes=256 time-limit=5.0},"
-              "texflow-wstream-lower")
+    run(s, m, "texflow-wstream-plan{memory-budget=3840 chunk-bytes=256 time-limit=5.0}")
+    assert "wstream.load" in str(m) and "wstream.wait" in str(m)  # a plan to lower
+    run(s, m, "texflow-wstream-lower")
+    assert "wstream." not in str(m)
     vmfb = ic.compile_str(str(m), target_backends=["llvm-cpu"], input_type="none")
     ctx = rt.SystemContext(config=rt.Config("local-sync"))
     ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, vmfb))
