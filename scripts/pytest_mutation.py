@@ -59,13 +59,13 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("texflow-select-layout", "test_layout_select.py::test_bad_precision_and_options_are_clear_errors"):
         "its errors come from the compiler's option checks and the option parser, before any pass runs",
     ("texflow-eliminate-layout", "test_layout.py::test_pair_rule_table"):
-        "tests SmartMem's pair-rule table (texflow.passes.layout.classify), data the pass does not compute",
+        "tests SmartMem's pair-rule table (texflow.ir.quadrants), data the pass reads but does not compute",
     ("texflow-eliminate-layout", "test_layout.py::test_fused_quadrant_is_the_more_constrained"):
-        "tests the quadrant classification (texflow.passes.layout.classify), not elimination",
+        "tests the quadrant classification (texflow.ir.quadrants), not elimination",
     ("texflow-raise-layout", "test_layout.py::test_pair_rule_table"):
-        "tests SmartMem's pair-rule table (texflow.passes.layout.classify), data the pass does not compute",
+        "tests SmartMem's pair-rule table (texflow.ir.quadrants), data the pass reads but does not compute",
     ("texflow-raise-layout", "test_layout.py::test_fused_quadrant_is_the_more_constrained"):
-        "tests the quadrant classification (texflow.passes.layout.classify), not raising",
+        "tests the quadrant classification (texflow.ir.quadrants), not raising",
     ("texflow-eliminate-layout", "test_e2e.py::test_llvm_cpu_matches_onnxruntime"): _CORRECT,
     ("texflow-eliminate-layout", "test_e2e.py::test_vulkan_matches_onnxruntime"): _CORRECT,
     ("texflow-eliminate-layout", "test_e2e.py::test_vulkan_refuses_subgroup_mismatch"):
