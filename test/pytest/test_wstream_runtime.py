@@ -429,6 +429,8 @@ def test_vulkan_plan_counts_the_table_the_runtime_reads_whole(tmp_path, vulkan):
     assert table in [g["bytes"] for g in m.program["groups"]]  # the whole table is accounted
     ids = np.random.default_rng(0).integers(0, 2048, (1, 16)).astype(np.int64)
     ref = Module(str(tmp_path / "lm.vmfb"), driver="vulkan")(ids)[0]
+    w = _weights(tiny_lm())  # numpy: gather, matmul, relu, head
+    assert_matches_numpy(ref, np.maximum(w["emb"][ids] @ w["w"], 0) @ w["head"])
     with StreamingSession([m], memory_budget=budget, driver="vulkan") as s:
         assert np.array_equal(s.run(ids)[0], ref)
         assert s.summary()["peak_accounted_bytes"] <= budget
