@@ -148,7 +148,8 @@ class Compiler:
             raise TexflowError(f"--precision must be f32 or f16, got '{options.precision}'")
         if options.precision == "f16" and not options.layout:
             raise TexflowError("--precision=f16 needs texflow's layout phase (drop --no-layout)")
-        extra = list(self.pack_flags(options)) if self.packs(options) else []
+        packers = self.packers(options)
+        extra = list(self.pack_flags(options, packers)) if packers else []
         self.session = session or CompilerSession(list(self.target.flags) + extra
                                                   + list(options.iree_flags))
 
@@ -171,27 +172,33 @@ class Compiler:
         return pipelines.with_tiles(items, pack_tiles(options.target_cpu, options.target_triple))
 
     @staticmethod
-    def packs(options: CompileOptions) -> bool:
-        """Whether the layout phase runs texflow-pack-matmul (then IREE gets the mmt4d ukernel)."""
+    def packers(options: CompileOptions) -> list:
+        """The layout phase's texflow-pack-matmul instances (none off llvm-cpu)."""
+        from texflow.passes import pipelines
         from texflow.passes.cpu.pack_matmul import PackMatmul
         if not options.layout or options.target != "llvm-cpu":
-            return False
-        return any(isinstance(i, PackMatmul) for i in Compiler.layout_items(options))
+            return []
+        return pipelines.find(Compiler.layout_items(options), PackMatmul)
 
-    def pack_flags(self, options: CompileOptions) -> tuple[str, ...]:
+    @staticmethod
+    def packs(options: CompileOptions) -> bool:
+        """Whether the layout phase runs texflow-pack-matmul (then IREE gets the mmt4d ukernel)."""
+        return bool(Compiler.packers(options))
+
+    @staticmethod
+    def pack_flags(options: CompileOptions, packers: list) -> tuple[str, ...]:
         """IREE flags for a packed module: the mmt4d microkernel, unless the pipeline packs
         with tiles larger than the target's own.  IREE 3.13's mmt4d ukernel computes wrong
         numbers for f32 tiles beyond the vector unit's (16x16x1 or 8x16x1 on an AVX2 CPU:
         errors of ~10 on a 20x48 by 48x100 matmul; docs/known-issues.md); its generated code
         is right."""
-        from texflow.passes.cpu.pack_matmul import PackMatmul, host_tiles, parse_tiles
+        from texflow.passes.cpu.pack_matmul import host_tiles, parse_tiles
         native = pack_tiles(options.target_cpu, options.target_triple)
         m0, n0, _ = parse_tiles(native) if native else host_tiles()
-        for p in Compiler.layout_items(options):
-            if isinstance(p, PackMatmul):
-                t0, t1, _ = parse_tiles(p.options.tiles)
-                if t0 * t1 > m0 * n0:
-                    return ("--iree-llvmcpu-enable-ukernels=none",)
+        for p in packers:
+            t0, t1, _ = parse_tiles(p.options.tiles)
+            if t0 * t1 > m0 * n0:
+                return ("--iree-llvmcpu-enable-ukernels=none",)
         return PACK_IREE_FLAGS
 
     def load(self, path: str):

@@ -63,17 +63,17 @@ def compile_forked(path, target: str, layout: bool, select_options: str = "",
         return {"vmfb": r.vmfb, "timings": r.timings}
 
     t0 = time.perf_counter()
+    out = {}
     try:
         value = call_forked(compile_one, timeout)
+        out = {"vmfb": value["vmfb"], "vmfb_bytes": len(value["vmfb"]),
+               "texflow_s": round(sum(v for k, v in value["timings"].items() if k.startswith("texflow")), 2)}
     except ChildCrashed as e:
-        return {"compile_s": round(time.perf_counter() - t0, 2),
-                "error": (f"compile timed out after {int(timeout)} s" if e.signal == "SIGALRM"
-                          else f"IREE crashed ({e.signal})")}
+        out["error"] = (f"compile timed out after {int(timeout)} s" if e.signal == "SIGALRM"
+                        else f"IREE crashed ({e.signal})")
     except TexflowError as e:
-        return {"compile_s": round(time.perf_counter() - t0, 2), "error": _one_line(e)}
-    return {"compile_s": round(time.perf_counter() - t0, 2), "vmfb": value["vmfb"],
-            "vmfb_bytes": len(value["vmfb"]),
-            "texflow_s": round(sum(v for k, v in value["timings"].items() if k.startswith("texflow")), 2)}
+        out["error"] = _one_line(e)
+    return {"compile_s": round(time.perf_counter() - t0, 2), **out}
 
 
 def repro(onnx_path, target: str, variant: str) -> str:
