@@ -154,7 +154,7 @@ def test_large_results_are_written_in_column_chunks(tmp_path, tiles):
     inputs = onnx_models.random_inputs(model)
     pipeline = default_layout_pipeline("llvm-cpu", pack=False).replace(
         "texflow-lower-layout,",
-        f"texflow-lower-layout,texflow-pack-matmul{{tiles={tiles} min-flops=0 max-result-bytes=4096}},")
+        f"texflow-lower-layout,texflow-pack-matmul{{tiles={tiles} min-flops=0 max-result-bytes=4096 chunk-above-bytes=0}},")
     res = _compile(model, tmp_path, pipeline=pipeline)
     stats = res.statistics["texflow-pack-matmul"]
     t = parse_tiles(tiles)

@@ -6,7 +6,8 @@
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0})' %s | FileCheck %s --check-prefix=FILL
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0})' --texflow-statistics -o /dev/null %s 2>&1 | FileCheck %s --check-prefix=FILLSTAT
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1})' %s | FileCheck %s --check-prefix=SMALL
-// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0 max-result-bytes=8192})' --texflow-statistics %s 2>&1 | FileCheck %s --check-prefix=CHUNK
+// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0 max-result-bytes=8192 chunk-above-bytes=0})' --texflow-statistics %s 2>&1 | FileCheck %s --check-prefix=CHUNK
+// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0 max-result-bytes=8192 chunk-above-bytes=32768})' %s | FileCheck %s --check-prefix=WHOLE
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=8x8x1 min-flops=0 min-reduction=0 max-conv-rows=0})' %s | FileCheck %s --check-prefix=AVX2
 // AVX2-DAG: #[[PATCHPERM:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d3, d2, d4, d5)>
 
@@ -172,6 +173,13 @@ func.func @bias_init(%a: tensor<20x24xf32>, %bias: tensor<40xf32>) -> tensor<20x
 // CHUNK: linalg.mmt4d
 // CHUNK: %[[I2:.*]] = tensor.insert_slice %{{.*}} into %[[I1]][0, 64] [64, 32] [1, 1]
 // CHUNK: return %[[I2]]
+// A result at most chunk-above-bytes (24 KiB <= 32 KiB) is one piece: each chunk would cost
+// a copy, which only pays for results large enough to matter to the peak (an LM head's).
+// WHOLE-LABEL: func.func @logits
+// WHOLE: linalg.mmt4d {{.*}} outs(%{{.*}} : tensor<4x6x16x16xf32>)
+// WHOLE-NOT: linalg.mmt4d
+// WHOLE-NOT: tensor.insert_slice
+// WHOLE: return
 func.func @logits(%a: tensor<64x16xf32>) -> tensor<64x96xf32> {
   %w = arith.constant dense<0.25> : tensor<16x96xf32>
   %z = arith.constant 0.0 : f32
