@@ -19,7 +19,7 @@ into `linalg.batch_mmt4d`.  With `convs=true`, convolutions with a constant filt
 convolution is the matmul (N*H*W x C) by (C x F) on a (strided) view of its input, a KxK one
 that matmul on its im2col patches (`im2col=true`; built from one strided slice per filter tap),
 or, when its stride is its kernel (a patch embedding), on a transpose of its input; an NCHW one
-filter times patches.
+filter times patches (the same im2col or transpose, in NCHW order).
 
 Which convolutions: measured, not assumed.  IREE's own NHWC convolution code is good on large
 images, and there an im2col matrix (a KH*KW-fold copy of the input) and packing the activations
@@ -472,9 +472,13 @@ class PackMatmul(Pass):
         if not self._admit_conv(P, K, F, self.options.max_nchw_conv_rows):
             return False
         et = ir.RankedTensorType(x.type).element_type
-        if KH == KW == 1:
+        kind = ("1x1" if KH == KW == 1 else
+                "patches" if list(strides) == [KH, KW] and list(dil) == [1, 1] else "im2col")
+        if kind == "1x1":
             v = _subsample(x, [1, C, OH, OW], [1, 1, strides[0], strides[1]])
             rhs = tensor.collapse_shape(ir.RankedTensorType.get([C, P], et), v, [[0, 1], [2, 3]])
+        elif kind == "patches":
+            rhs = _patches_nchw(x, KH, KW, [C, OH, OW], et)
         elif self.options.im2col:
             rhs = self._im2col_nchw(x, KH, KW, strides, dil, [C, OH, OW], et)
         else:
@@ -484,7 +488,7 @@ class PackMatmul(Pass):
         r = self._mmt4d(w.reshape(F, K), rhs, init, None, F, P, K)
         r = tensor.expand_shape(ir.RankedTensorType(c.type), r, [[0, 1], [2, 3]], [], so)
         op.results[0].replace_all_uses_with(r)
-        self.bump("NCHW convolutions packed (1x1)" if KH == KW == 1 else "NCHW convolutions packed (im2col)")
+        self.bump(f"NCHW convolutions packed ({kind})")
         return True
 
     def _im2col_nchw(self, x, KH, KW, strides, dil, out_chw, et):
@@ -523,6 +527,24 @@ def _patches(x, KH, KW, out_nhwc, et):
                  ir.RankedTensorType.get([Nb, OH, OW, KH, KW, C], et), lambda args: args[0])
     return tensor.collapse_shape(ir.RankedTensorType.get([Nb * OH * OW, KH * KW * C], et), t,
                                  [[0, 1, 2], [3, 4, 5]])
+
+
+def _patches_nchw(x, KH, KW, out_chw, et):
+    """The [C*KH*KW, OH*OW] patch matrix of a 1xCxHxW input whose convolution's stride is its
+    kernel (ConvNeXt's 2x2 downsampling layers): as `_patches`, the input reshaped to
+    [C, OH, KH, OW, KW] and transposed to [C, KH, KW, OH, OW], one transpose dispatch where
+    the tap-by-tap im2col was KH*KW copies."""
+    C, OH, OW = out_chw
+    v = tensor.extract_slice(ir.RankedTensorType.get([1, C, OH * KH, OW * KW], et), x, [], [], [],
+                             [0, 0, 0, 0], [1, C, OH * KH, OW * KW], [1, 1, 1, 1])
+    v = tensor.collapse_shape(ir.RankedTensorType.get([C, OH * KH, OW * KW], et), v, [[0, 1], [2], [3]])
+    v = tensor.expand_shape(ir.RankedTensorType.get([C, OH, KH, OW, KW], et), v,
+                            [[0], [1, 2], [3, 4]], [], [C, OH, KH, OW, KW])
+    d = [ir.AffineDimExpr.get(i) for i in range(5)]  # (c, kh, kw, oh, ow)
+    t = _generic([v], [ir.AffineMap.get(5, 0, [d[0], d[3], d[1], d[4], d[2]])],
+                 ir.RankedTensorType.get([C, KH, KW, OH, OW], et), lambda args: args[0])
+    return tensor.collapse_shape(ir.RankedTensorType.get([C * KH * KW, OH * OW], et), t,
+                                 [[0, 1, 2], [3, 4]])
 
 
 def _gather_taps(x, KH, KW, strides, dil, *, h_axis, slice_sizes, tap_shape, cols_shape, tap_axes,

@@ -169,3 +169,16 @@ def test_labels():
 def test_empty_module():
     s = summarize("module {\n}\n")
     assert (s.dispatches, s.data_movement, s.executables) == (0, 0, 0)
+
+
+def test_dispatch_report_counts_packs_and_permuting_compute():
+    """texflow.bench.dispatches (issue 18's report) keeps texflow's packs apart from the other
+    data movement and counts compute dispatches whose IREE name says transpose."""
+    from texflow.bench.dispatches import count, markdown
+    prog = PROGRAM.replace("g$async_dispatch_1_matmul_8x32x16_f32", "g$async_dispatch_1_matmul_transpose_b_8x32x16_f32")
+    c = count(prog)
+    assert (c["dispatches"], c["data_movement"], c["packs"], c["permuting_compute"]) == (5, 3, 0, 2)
+    row = {"model": "m", "target": "llvm-cpu", "variants": {v: c for v in ("plain", "texflow-elim", "texflow")}}
+    md = markdown([row], "today")
+    assert "| m | llvm-cpu | 5 / 3 + 0 / 2 | 5 / 3 + 0 / 2 | 5 / 3 + 0 / 2 |" in md
+    assert "| llvm-cpu | 5 | 5 | 5 |" in md  # 3 data movement + 2 permuting compute

@@ -93,6 +93,9 @@ CASES = {
     # without layout selection the convolutions stay NCHW: filter x patches, unpacked to NCHW
     "conv_block_nchw": (lambda: onnx_models.conv_block(H=7),
                         {"NCHW convolutions packed (im2col)": 2, "NCHW convolutions packed (1x1)": 1}),
+    # NCHW with stride = kernel (ConvNeXt's downsampling): one transpose, not a copy per tap
+    "patch_embed_nchw": (lambda: onnx_models.patch_embed(), {"NCHW convolutions packed (patches)": 1,
+                                                             "NCHW convolutions packed (im2col)": None}),
 }
 
 

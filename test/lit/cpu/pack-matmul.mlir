@@ -10,6 +10,7 @@
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=16x16x1 min-flops=0 max-result-bytes=8192 chunk-above-bytes=32768})' %s | FileCheck %s --check-prefix=WHOLE
 // RUN: texflow-opt --pass-pipeline='builtin.module(texflow-pack-matmul{tiles=8x8x1 min-flops=0 min-reduction=0 max-conv-rows=0})' %s | FileCheck %s --check-prefix=AVX2
 // AVX2-DAG: #[[PATCHPERM:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d3, d2, d4, d5)>
+// AVX2-DAG: #[[NCHWPERM:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d3, d1, d4, d2)>
 
 // A 20x24 by 24x40 matmul: rows padded to two tiles of 16, the 40 columns to three of 16 (the
 // weight's padding is zeros written at compile time), the result unpacked to 20x40.
@@ -205,4 +206,22 @@ func.func @patch_embed(%x: tensor<1x32x32x3xf32>) -> tensor<1x2x2x8xf32> {
   %f = linalg.fill ins(%z : f32) outs(%e : tensor<1x2x2x8xf32>) -> tensor<1x2x2x8xf32>
   %r = linalg.conv_2d_nhwc_hwcf {dilations = dense<1> : tensor<2xi64>, strides = dense<16> : tensor<2xi64>} ins(%x, %w : tensor<1x32x32x3xf32>, tensor<16x16x3x8xf32>) outs(%f : tensor<1x2x2x8xf32>) -> tensor<1x2x2x8xf32>
   return %r : tensor<1x2x2x8xf32>
+}
+
+// The same in NCHW (ConvNeXt's 2x2 downsampling layers, left NCHW): the patch matrix
+// [C*KH*KW, OH*OW] is the input reshaped to [C, OH, KH, OW, KW] and transposed to
+// [C, KH, KW, OH, OW], one generic, not a strided copy per filter tap.
+// AVX2-LABEL: func.func @patch_embed_nchw
+// AVX2: %[[X:.*]] = tensor.expand_shape %{{.*}} {{\[\[}}0], [1, 2], [3, 4]] output_shape [8, 4, 2, 4, 2] : tensor<8x8x8xf32> into tensor<8x4x2x4x2xf32>
+// AVX2: %[[T:.*]] = linalg.generic {indexing_maps = [#[[NCHWPERM]], #{{.*}}], {{.*}} ins(%[[X]] : tensor<8x4x2x4x2xf32>) outs({{.*}} : tensor<8x2x2x4x4xf32>)
+// AVX2: tensor.collapse_shape %[[T]] {{.*}} into tensor<32x16xf32>
+// AVX2-NOT: tensor.insert_slice
+// AVX2: linalg.mmt4d
+func.func @patch_embed_nchw(%x: tensor<1x8x8x8xf32>) -> tensor<1x16x4x4xf32> {
+  %w = arith.constant dense<0.125> : tensor<16x8x2x2xf32>
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<1x16x4x4xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<1x16x4x4xf32>) -> tensor<1x16x4x4xf32>
+  %r = linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<2> : tensor<2xi64>} ins(%x, %w : tensor<1x8x8x8xf32>, tensor<16x8x2x2xf32>) outs(%f : tensor<1x16x4x4xf32>) -> tensor<1x16x4x4xf32>
+  return %r : tensor<1x16x4x4xf32>
 }
