@@ -52,6 +52,25 @@ def _init_like(init, shape):
     return result_value(linalg.fill(p.operands[0], outs=[tensor.empty(list(shape), et)]))
 
 
+def _interleaves_batch(maps, iters) -> bool:
+    """Whether the result would write a batch loop (one every operand and the result index)
+    inside a row or column loop, e.g. (b0, m, b1, n).  IREE cannot merge such batch loops into
+    one, and its GPU matmul configuration then does not apply: MobileViT-XXS's attention P.V,
+    a batch_matmul 16x256x16x256 in plain IREE, became a matmul_like 4x4x256x16x256 that IREE
+    compiled as a subgroup reduction with one output element per workgroup (H200, Vulkan: the
+    eliminated transposes only paid for it; benchmarks/gpu/h200/corpus_vulkan.md).  Loops split
+    among rows or columns only (GPT-2's head split folded into its projections) stay allowed."""
+    dims = [map_dims(m) for m in maps]
+    batch = {l for l, it in enumerate(iters)
+             if it == "parallel" and all(l in d for d in dims)}
+    seen_other = False
+    for l in dims[-1]:
+        if l in batch and seen_other:
+            return True
+        seen_other |= l not in batch
+    return False
+
+
 class FoldIntoProducer(LayoutRule):
     name = "fold-into-producer"
     actions = SECOND
@@ -156,6 +175,8 @@ class FoldIntoProducer(LayoutRule):
         if _init_kind(outputs_of(p)[0]) is None or not generalizable(p):
             return None
         new_maps.append(amap([vdim_loop[i] for i in range(len(v_shape))]))
+        if _interleaves_batch(new_maps, new_iters):
+            return None
         return Plan(t, chain, p, inputs, new_maps, new_iters, v_shape)
 
     def rewrite(self, plan: Plan) -> None:

@@ -3,6 +3,8 @@
 Two halves, because the compiler wheel is too big to carry and the device has no internet:
 
   here:    python -m texflow.bench.gpu prepare --models vit,mobilenetv2 [--dir .gpu/bench]
+           (corpus models as corpus:NAME, e.g. --models corpus:deit_tiny,corpus:distilbert;
+           --variants plain,texflow,texflow-elim for more than the two default variants)
            compiles each model for `vulkan-nvidia` (plain and texflow), and writes the .vmfb
            files, reference inputs/outputs and a manifest (with the dispatch counts measured
            here) into a git-ignored folder that the device call carries.
@@ -37,28 +39,46 @@ from . import harness
 TARGET = "vulkan-nvidia"
 
 
+def _resolve(spec: str) -> list[tuple[str, str, object]]:
+    """`--models`: suite names (vit, ...) and corpus models as `corpus:NAME` or `corpus:FAMILY`
+    (texflow.bench.corpus; cached under ~/.cache/texflow/models/corpus).  Returns (name in the
+    manifest, file stem, builder) triples; corpus stems are `corpus-NAME` (the suite and the
+    corpus both have a gpt2)."""
+    from . import corpus, models
+    suite, out = [], []
+    for n in (x.strip() for x in spec.split(",") if x.strip()):
+        if n.startswith("corpus:"):
+            for c in corpus.resolve(n[len("corpus:"):]):
+                out.append((f"corpus:{c}", f"corpus-{c}", lambda c=c: corpus.build(c)))
+        else:
+            suite.append(n)
+    if suite or not out:
+        out = [(n, n, lambda n=n: models.build(n)) for n in models.resolve(",".join(suite) or None)] + out
+    return out
+
+
 def prepare(a) -> int:
     from . import models
-    names = models.resolve(a.models)
+    todo = _resolve(a.models)
     d = Path(a.dir)
     d.mkdir(parents=True, exist_ok=True)
     manifest = {"target": a.target, "variants": a.variants, "models": [],
                 "prepared": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "versions": models.versions()}
-    for n in names:
-        cm = models.build(n)
-        entry = {"model": n, "summary": cm.meta["summary"], "variants": {}}
-        mlir = d / f"{n}.mlir"
+    for n, stem, build in todo:
+        cm = build()
+        entry = {"model": n, "stem": stem, "summary": cm.meta["summary"], "variants": {}}
+        mlir = d / f"{stem}.mlir"
         subprocess.run(["iree-import-onnx", str(cm.onnx_path), "--externalize-params",
                         "--num-elements-threshold=4096", "--params-scope=model",
-                        "--save-params-to", str(d / f"{n}.irpa"), "-o", str(mlir)], check=True)
+                        "--save-params-to", str(d / f"{stem}.irpa"), "-o", str(mlir)], check=True)
         for v in a.variants:
             print(f"compiling {n} / {a.target} / {v}", file=sys.stderr, flush=True)
             r = harness.compile_variant(mlir, a.target, harness.VARIANTS[v])
-            (d / f"{n}.{v}.vmfb").write_bytes(r.pop("vmfb"))
+            (d / f"{stem}.{v}.vmfb").write_bytes(r.pop("vmfb"))
             entry["variants"][v] = {"compile_s": r["compile_s"], "flow": r.get("flow")}
-        np.savez(d / f"{n}.inputs.npz", **{f"in{i}": x for i, x in enumerate(cm.inputs())})
-        np.savez(d / f"{n}.ref.npz", **{f"out{i}": x for i, x in enumerate(cm.reference())})
+        np.savez(d / f"{stem}.inputs.npz", **{f"in{i}": x for i, x in enumerate(cm.inputs())})
+        np.savez(d / f"{stem}.ref.npz", **{f"out{i}": x for i, x in enumerate(cm.reference())})
         manifest["models"].append(entry)
         mlir.unlink()
     (d / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -123,15 +143,15 @@ def run(a) -> int:
         out["devices"] = f"error: {e}"
     failed = 0
     for m in manifest["models"]:
-        n = m["model"]
+        n, stem = m["model"], m.get("stem", m["model"])
         print(f"{n}: running {', '.join(m['variants'])} on {a.driver} ({a.reps} reps)", file=sys.stderr,
               flush=True)
-        vmfbs = {v: (d / f"{n}.{v}.vmfb").read_bytes() for v in m["variants"]}
+        vmfbs = {v: (d / f"{stem}.{v}.vmfb").read_bytes() for v in m["variants"]}
         t0 = time.perf_counter()
         try:
-            r = harness.run_modules(vmfbs, a.driver, _load_npz(d / f"{n}.inputs.npz", "in"),
-                                    _load_npz(d / f"{n}.ref.npz", "out"), a.reps, a.warmup,
-                                    loader=param_loader(config, d / f"{n}.irpa", a.driver))
+            r = harness.run_modules(vmfbs, a.driver, _load_npz(d / f"{stem}.inputs.npz", "in"),
+                                    _load_npz(d / f"{stem}.ref.npz", "out"), a.reps, a.warmup,
+                                    loader=param_loader(config, d / f"{stem}.irpa", a.driver))
         except Exception as e:  # noqa: BLE001
             r = {"error": str(e)[:300]}
         for v, x in r.items():
@@ -152,23 +172,29 @@ def run(a) -> int:
 def markdown(out: dict) -> str:
     dev = out.get("devices")
     name = dev[0].get("name") if isinstance(dev, list) and dev else dev
+    vs = list(dict.fromkeys(v for r in out["results"] for v, x in r["variants"].items()
+                            if isinstance(x, dict)))
+    others = [v for v in vs if v != "plain"]
+    fmt = lambda x, f="{:.2f}": "–" if x is None else f.format(x)  # noqa: E731
     L = [f"## Vulkan on {name} ({out['target']}) — {out['date']}", "",
          f"IREE runtime {out.get('iree_runtime')}; modules compiled here with "
          f"{(out.get('prepared_with') or {}).get('iree-base-compiler')}; {out['reps']} repetitions, "
-         f"plain and texflow interleaved in one process; latency includes reading the result back.",
-         "", "| model | plain dispatches (DM) | plain ms | texflow ms | texflow/plain | max abs diff | "
-         "max rel diff |", "|---|---|---|---|---|---|---|"]
+         f"{', '.join(vs)} interleaved in one process; latency includes reading the result back.", "",
+         "| model | dispatches (DM) " + " / ".join(vs) + " | " + " | ".join(f"{v} ms" for v in vs) + " | "
+         + " | ".join(f"{v}/plain" for v in others) + " | max rel diff " + " / ".join(vs) + " |",
+         "|" + "---|" * (3 + 2 * len(others) + 1)]
     for r in out["results"]:
         v = r["variants"]
-        p, t = v.get("plain", {}), v.get("texflow", {})
-        fl = p.get("flow") or t.get("flow") or {}
-        err = "; ".join(x["error"] for x in v.values() if isinstance(x, dict) and x.get("error"))
-        fmt = lambda x, f="{:.2f}": "–" if x is None else f.format(x)  # noqa: E731
-        L.append(f"| {r['model']} | {fl.get('dispatches', '?')} ({fl.get('data_movement', '?')}) | "
-                 f"{fmt(p.get('median_ms'))} | {fmt(t.get('median_ms'))} | "
-                 f"{fmt(t.get('ratio_vs_plain'), '{:.3f}')} | "
-                 f"{fmt(max([x.get('max_abs', 0) for x in (p, t) if 'max_abs' in x] or [None]) if any('max_abs' in x for x in (p, t)) else None, '{:.1e}')} | "
-                 f"{fmt(max([x.get('max_rel', 0) for x in (p, t) if 'max_rel' in x] or [None]) if any('max_rel' in x for x in (p, t)) else None, '{:.1e}')} |"
+        get = lambda k: v.get(k) if isinstance(v.get(k), dict) else {}  # noqa: E731
+        fl = lambda k: get(k).get("flow") or {}  # noqa: E731
+        err = "; ".join(f"{k}: {x['error']}" for k, x in v.items() if isinstance(x, dict) and x.get("error"))
+        if isinstance(v.get("error"), str):
+            err = v["error"]
+        L.append(f"| {r['model']} | "
+                 + " / ".join(f"{fl(k).get('dispatches', '?')} ({fl(k).get('data_movement', '?')})" for k in vs)
+                 + " | " + " | ".join(fmt(get(k).get("median_ms")) for k in vs) + " | "
+                 + " | ".join(fmt(get(k).get("ratio_vs_plain"), "{:.3f}") for k in others) + " | "
+                 + " / ".join(fmt(get(k).get("max_rel"), "{:.1e}") for k in vs) + " |"
                  + (f" error: {err}" if err else ""))
     return "\n".join(L) + "\n"
 
@@ -178,7 +204,8 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     pp = sub.add_parser("prepare", help="compile modules here for the device")
-    pp.add_argument("--models", default="vit,mobilenetv2")
+    pp.add_argument("--models", default="vit,mobilenetv2",
+                    help="suite models and corpus:NAME / corpus:FAMILY, comma-separated")
     pp.add_argument("--target", default=TARGET)
     pp.add_argument("--variants", default="plain,texflow")
     pp.add_argument("--dir", default=".gpu/bench")
