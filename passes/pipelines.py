@@ -67,7 +67,7 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
     gpu = target.startswith("vulkan")
 
     def eliminate() -> EliminateLayout:
-        return EliminateLayout(fold_into_producers=gpu)
+        return EliminateLayout(fold_into_producers=gpu, keep_matmul_loops=gpu)
 
     p: list[Item] = [VerifyLayout(), RaiseLayout(), eliminate()]
     if select:

@@ -75,6 +75,10 @@ class EliminateLayout(Pass):
             default=True, metadata={"help": "fold permutations into matmul/reduction operand maps"})
         push_through_elementwise: bool = dataclasses.field(
             default=True, metadata={"help": "move permutations below elementwise ops to meet their inverse"})
+        keep_matmul_loops: bool = dataclasses.field(
+            default=False, metadata={"help": "expand-fold never splits a contraction's batch or row "
+                                             "loops (IREE's GPU matmul configuration then no longer "
+                                             "applies: Swin-Small 1.11x slower on an H200); on for GPUs"})
         max_constant_elements: int = dataclasses.field(
             default=1 << 26, metadata={"help": "largest constant re-laid out at compile time"})
 

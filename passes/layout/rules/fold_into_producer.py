@@ -52,19 +52,25 @@ def _init_like(init, shape):
     return result_value(linalg.fill(p.operands[0], outs=[tensor.empty(list(shape), et)]))
 
 
-def _interleaves_batch(maps, iters) -> bool:
-    """Whether the result would write a batch loop (one every operand and the result index)
-    inside a row or column loop, e.g. (b0, m, b1, n).  IREE cannot merge such batch loops into
-    one, and its GPU matmul configuration then does not apply: MobileViT-XXS's attention P.V,
-    a batch_matmul 16x256x16x256 in plain IREE, became a matmul_like 4x4x256x16x256 that IREE
-    compiled as a subgroup reduction with one output element per workgroup (H200, Vulkan: the
-    eliminated transposes only paid for it; benchmarks/gpu/h200/corpus_vulkan.md).  Loops split
-    among rows or columns only (GPT-2's head split folded into its projections) stay allowed."""
+def _splits_rows_or_batch(maps, iters) -> bool:
+    """Whether the result would have more than one batch loop (indexed by every operand and the
+    result) or more than one row loop (by the left operand and the result only), or write a
+    batch loop inside a row or column loop.  IREE merges neither kind back into one loop, and its
+    GPU matmul configuration then does not apply (H200, Vulkan, benchmarks/gpu/h200/
+    corpus_vulkan.md): MobileViT-XXS's attention P.V (batch_matmul 16x256x16x256) became a
+    matmul_like 4x4x256x16x256 compiled as a subgroup reduction; Swin-Small's window attention
+    (192 batches -> 64x3) and its QKV projection (3136 rows -> 8x8x7x7 windows) made the
+    model 1.11x slower than plain IREE.  Column loops split (GPT-2's and LLaMA's head split
+    folded into their projections) keep IREE's configuration and stay allowed."""
     dims = [map_dims(m) for m in maps]
-    batch = {l for l, it in enumerate(iters)
-             if it == "parallel" and all(l in d for d in dims)}
+    lhs, rhs, out = dims[0], dims[1] if len(dims) > 2 else [], dims[-1]
+    par = [l for l, it in enumerate(iters) if it == "parallel"]
+    batch = [l for l in par if all(l in d for d in dims)]
+    rows = [l for l in par if l in lhs and l in out and l not in rhs]
+    if len(batch) > 1 or len(rows) > 1:
+        return True
     seen_other = False
-    for l in dims[-1]:
+    for l in out:
         if l in batch and seen_other:
             return True
         seen_other |= l not in batch
@@ -175,7 +181,7 @@ class FoldIntoProducer(LayoutRule):
         if _init_kind(outputs_of(p)[0]) is None or not generalizable(p):
             return None
         new_maps.append(amap([vdim_loop[i] for i in range(len(v_shape))]))
-        if _interleaves_batch(new_maps, new_iters):
+        if _splits_rows_or_batch(new_maps, new_iters):
             return None
         return Plan(t, chain, p, inputs, new_maps, new_iters, v_shape)
 
