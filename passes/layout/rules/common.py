@@ -13,9 +13,21 @@ from texflow.dialects.layout import TransformOp
 from texflow.ir.constants import constant_array, make_constant
 from texflow.ir.quadrants import Action, permits
 from texflow.ir.rewrite import Pattern
-from texflow.ir.structured import is_elementwise
+from texflow.ir.structured import is_elementwise, map_dims
 
 T_NAME = TransformOp.OPERATION_NAME
+
+
+def batch_and_row_loops(maps, iters) -> tuple[list[int], list[int]]:
+    """A contraction's batch loops (parallel, indexed by every operand and the result) and row
+    loops (parallel, indexed by the left operand and the result only).  IREE's GPU matmul
+    configuration wants one of each: it merges neither back once a fold has split them (H200,
+    Vulkan: benchmarks/gpu/h200/corpus_vulkan.md)."""
+    dims = [map_dims(m) for m in maps]
+    lhs, rhs, out = dims[0], dims[1] if len(dims) > 2 else [], dims[-1]
+    par = [l for l, it in enumerate(iters) if it == "parallel"]
+    return ([l for l in par if all(l in d for d in dims)],
+            [l for l in par if l in lhs and l in out and l not in rhs])
 
 
 def as_transform(o) -> TransformOp | None:

@@ -26,7 +26,7 @@ from texflow.ir.structured import (affine_maps, build_generic, contraction_maps,
                                    map_dims, outputs_of, reassoc_attr, rebuild_generic, static_shape,
                                    uses_index_op)
 
-from .common import FIRST, LayoutRule, chain_to, producer_absorbs_transforms
+from .common import FIRST, LayoutRule, batch_and_row_loops, chain_to, producer_absorbs_transforms
 
 
 def split_strides(m: list[ie.Lin], i: int, n: int) -> list[int] | None:
@@ -170,12 +170,12 @@ class ExpandFold(LayoutRule):
             if not self.permits(chain[-1].operation, user):
                 continue
             planned = plan_expand_fold(user, i, min_chain=2)
-            if planned is not None and self.options.keep_matmul_loops and \
-                    _splits_batch_or_rows(user, i, planned[1]):
+            if planned is None:
+                continue
+            if self.options.keep_matmul_loops and _splits_batch_or_rows(user, i, planned[1]):
                 self.bump("folds refused (would split a batch or row loop)")
                 continue
-            if planned is not None:
-                return user, i, planned, len(chain)
+            return user, i, planned, len(chain)
         return None
 
     def rewrite(self, plan) -> None:
@@ -191,20 +191,11 @@ def _splits_batch_or_rows(user, operand_index: int, plan) -> bool:
     (Swin-Small's window partition folded into its QKV projection, 3136 rows -> 8x8x7x7, and
     its window attention, 192 batches -> 64x3: 1.11x slower than plain IREE on an H200).
     Column splits (head splits folded into projections) keep the configuration."""
-    maps = contraction_maps(user)[0]
-    dims = [map_dims(m) for m in maps]
-    its = iterator_types(user) if user.name == "linalg.generic" else contraction_maps(user)[1]
-    lhs, rhs, out = dims[0], dims[1] if len(dims) > 2 else [], dims[-1]
-    c_dims = dims[operand_index]
-    for i, subs in enumerate(plan[0]):
-        if sum(sz > 1 for _, sz in subs) <= 1:
-            continue
-        loop = c_dims[i]
-        if its[loop] != "parallel":
-            continue
-        if all(loop in d for d in dims) or (loop in lhs and loop in out and loop not in rhs):
-            return True
-    return False
+    maps, iters = contraction_maps(user)
+    batch, rows = batch_and_row_loops(maps, iters)
+    c_dims = map_dims(maps[operand_index])
+    return any(sum(sz > 1 for _, sz in subs) > 1 and c_dims[i] in batch + rows
+               for i, subs in enumerate(plan[0]))
 
 
 def _plan(m, c_shape, x_shape):

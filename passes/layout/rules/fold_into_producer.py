@@ -20,7 +20,7 @@ from texflow.irutil import result_value
 from texflow.ir.structured import (contraction_maps, inputs_of, map_dims, outputs_of, reassoc_attr,
                                    rebuild_generic, static_shape, uses_index_op)
 
-from .common import SECOND, LayoutRule, chain_to
+from .common import SECOND, LayoutRule, batch_and_row_loops, chain_to
 from .expand_fold import generalizable, generalize_contraction, mixed_radix
 
 
@@ -62,15 +62,11 @@ def _splits_rows_or_batch(maps, iters) -> bool:
     (192 batches -> 64x3) and its QKV projection (3136 rows -> 8x8x7x7 windows) made the
     model 1.11x slower than plain IREE.  Column loops split (GPT-2's and LLaMA's head split
     folded into their projections) keep IREE's configuration and stay allowed."""
-    dims = [map_dims(m) for m in maps]
-    lhs, rhs, out = dims[0], dims[1] if len(dims) > 2 else [], dims[-1]
-    par = [l for l, it in enumerate(iters) if it == "parallel"]
-    batch = [l for l in par if all(l in d for d in dims)]
-    rows = [l for l in par if l in lhs and l in out and l not in rhs]
+    batch, rows = batch_and_row_loops(maps, iters)
     if len(batch) > 1 or len(rows) > 1:
         return True
     seen_other = False
-    for l in out:
+    for l in map_dims(maps[-1]):
         if l in batch and seen_other:
             return True
         seen_other |= l not in batch
