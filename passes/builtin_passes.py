@@ -11,6 +11,7 @@ from .wstream import form_stages  # noqa: F401
 from .wstream import plan  # noqa: F401
 from .wstream import lower as _wstream_lower  # noqa: F401
 from .wstream import outline  # noqa: F401
+from .wstream import fence  # noqa: F401
 from .wstream import split_weights  # noqa: F401
 from .layout import select  # noqa: F401
 from .precision import demote_f16  # noqa: F401

@@ -31,6 +31,7 @@ from .layout.verify import VerifyLayout
 from .precision.demote_f16 import DemoteF16
 from .registry import Pass, parse_pass, split_pipeline
 from .wstream.lower import WStreamLower
+from .wstream.fence import WStreamFence
 from .wstream.outline import WStreamOutline
 from .wstream.plan import WStreamPlan
 from .wstream.split_weights import WStreamSplitWeights
@@ -94,11 +95,21 @@ def wstream_passes(budget_bytes: int, *, time_limit: float = 10.0, manifest: str
                         map_tables=not target.startswith("vulkan"))]
 
 
-def finalize_passes(segments: bool) -> list[Item]:
-    """The texflow-finalize phase: with `segments`, a streamed module is cut into segment
-    functions whose weights are arguments (texflow-wstream-outline), so the runtime can execute
-    the plan; otherwise wstream ops are lowered in place."""
-    return [WStreamOutline() if segments else WStreamLower(), VerifyLowered()]
+STREAM_MODES = ("fenced", "segments")
+
+
+def finalize_passes(segments: bool, mode: str = "fenced") -> list[Item]:
+    """The texflow-finalize phase.  A streamed module (`segments`) is prepared for the
+    streaming runtime: "fenced" keeps the function whole, its weights imported behind fences
+    the runtime signals (texflow-wstream-fence; one call per run, no host round trip between
+    stages); "segments" cuts it into functions taking their weights as arguments
+    (texflow-wstream-outline; also fenced's fallback where its arena exceeds the budget).
+    Otherwise wstream ops are lowered in place."""
+    if not segments:
+        return [WStreamLower(), VerifyLowered()]
+    if mode not in STREAM_MODES:
+        raise ValueError(f"unknown streaming mode '{mode}' ({', '.join(STREAM_MODES)})")
+    return [WStreamFence() if mode == "fenced" else WStreamOutline(), VerifyLowered()]
 
 
 def pipeline_text(items: list[Item]) -> str:

@@ -81,6 +81,15 @@ class _Outliner:
 
     # -- analysis ---------------------------------------------------------
     def analyse(self) -> None:
+        """Groups and stages (`analyse_groups`), then the segments and what each needs."""
+        self.analyse_groups()
+        self.cuts = self._choose_cuts(self.n_stages)
+        self._segment_members()
+
+    def analyse_groups(self) -> None:
+        """The plan as the IR carries it: weight groups (keys, first/last/start stage,
+        preload, mapped), each op's stage, the function's inputs and outputs.  Shared by
+        texflow-wstream-fence, which keeps the function whole."""
         groups: dict[int, dict] = {}
         self.weight_of: dict = {}          # wait result -> key
         self.input_of: dict = {}           # import result -> input index
@@ -138,7 +147,26 @@ class _Outliner:
             if "first_stage" not in g:
                 raise TexflowError(f"@{self.name}: weight group {g['id']} has no wstream.wait")
             g.setdefault("last_stage", g["first_stage"])
-        self.cuts = self._choose_cuts(n_stages)
+        self.stage_at = stage_at
+        # Outputs: util.return <- hal.tensor.export <- (hal.tensor.barrier) <- tensor.
+        term = self.ops[-1]
+        self.outputs = []
+        for v in term.operands:
+            d = _owner(v)
+            if str(v.type).startswith("tensor<"):  # no ABI: the tensor itself
+                self.outputs.append(v)
+                continue
+            if d is None or d.name != "hal.tensor.export":
+                raise TexflowError(f"@{self.name}: a result is neither a tensor nor an "
+                                   "exported tensor")
+            t = d.operands[0]
+            b = _owner(t)
+            if b is not None and b.name == "hal.tensor.barrier":
+                t = b.operands[list(b.results).index(t)]
+            self.outputs.append(t)
+
+    def _segment_members(self) -> None:
+        stage_at = self.stage_at
 
         def seg_of_stage(s):
             k = 0
@@ -157,22 +185,6 @@ class _Outliner:
             g["first_segment"] = seg_of_stage(g["first_stage"])
             g["last_segment"] = seg_of_stage(g["last_stage"])
             g["start_segment"] = seg_of_stage(min(g["start_stage"], g["first_stage"]))
-        # Outputs: util.return <- hal.tensor.export <- (hal.tensor.barrier) <- tensor.
-        term = self.ops[-1]
-        self.outputs = []
-        for v in term.operands:
-            d = _owner(v)
-            if str(v.type).startswith("tensor<"):  # no ABI: the tensor itself
-                self.outputs.append(v)
-                continue
-            if d is None or d.name != "hal.tensor.export":
-                raise TexflowError(f"@{self.name}: a result is neither a tensor nor an "
-                                   "exported tensor")
-            t = d.operands[0]
-            b = _owner(t)
-            if b is not None and b.name == "hal.tensor.barrier":
-                t = b.operands[list(b.results).index(t)]
-            self.outputs.append(t)
         self._plan_segments()
 
     def _choose_cuts(self, n_stages: int) -> list[int]:

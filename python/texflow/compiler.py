@@ -57,7 +57,8 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
                                                      manifest=options.plan_manifest or "",
                                                      target=options.target)))
     phases.append(Phase("texflow-finalize", "lower texflow dialects; check none reaches IREE",
-                        pipelines.finalize_passes(bool(options.memory_budget and options.stream_segments))))
+                        pipelines.finalize_passes(bool(options.memory_budget and options.stream_segments),
+                                                  options.stream_mode)))
     return phases
 
 
@@ -85,7 +86,8 @@ class CompileOptions:
     plan_time_limit: float = 10.0  # CP-SAT deterministic seconds (a work limit, not the clock)
     plan_manifest: str | None = None  # write the streaming plan as JSON here
     weight_archive: str | None = None  # write the planned weights here (.irpa); needs plan_manifest
-    stream_segments: bool = True  # with memory_budget: segment functions taking their weights
+    stream_segments: bool = True  # with memory_budget: prepare the module for the streaming runtime
+    stream_mode: str = "fenced"  # "fenced" (one whole function) or "segments" (pipelines.STREAM_MODES)
     print_ir_after_all: bool = False  # print IR after each texflow pass (stderr)
     ir_stream: object = None  # where print_ir_after_all prints (default stderr)
     target_cpu: str = "host"  # llvm-cpu: an LLVM CPU name (znver4, cortex-a76, generic) or host
@@ -438,7 +440,8 @@ def finish_streaming_outputs(result: CompileResult, output: str, manifest_tmp: s
             m["program_digest"] = program_digest(result.program)
             m["module"] = os.path.basename(output)
             from texflow.streaming.segments import plan_segments
-            m["segment_plan"] = plan_segments(m, result.program)
+            if "segments" in result.program:  # a fenced program runs the compile-time plan as is
+                m["segment_plan"] = plan_segments(m, result.program)
     write_atomically(manifest_tmp, json.dumps(manifest, indent=1))
     os.replace(manifest_tmp, output + ".plan.json")
     if archive_tmp and os.path.exists(archive_tmp):

@@ -74,8 +74,9 @@ class Module:
             raise TexflowError(f"not a valid IREE module: {str(e).splitlines()[0]}") from None
         self.function_names = [n for n in probe.function_names
                                if n != "__init" and not n.endswith("$async")]
+        # every function's reflection (a fenced streamed module has only `X$async`)
         self.reflection = {n: dict(probe.lookup_function(n).reflection)
-                           for n in self.function_names}
+                           for n in probe.function_names if n != "__init"}
         self.module_subgroup = max([int(r.get("texflow.subgroup_size", 0))
                                     for r in self.reflection.values()] or [0])
         self.target = next((r["texflow.target"] for r in self.reflection.values()

@@ -86,18 +86,33 @@ class _Group:
 
 
 class StreamingSession:
-    """Run streamed modules in sequence under one memory budget."""
+    """Run streamed modules in sequence under one memory budget.
+
+    Fenced modules (texflow-wstream-fence, the default) are run by
+    `texflow.streaming.fenced.FencedSession`, which this constructor returns for them."""
+
+    def __new__(cls, models, memory_budget=None, driver: str = "local-task",
+                policy: str = "plan", time_limit: float = 5.0, verify: bool = True):
+        if policy not in POLICIES:
+            raise TexflowError(f"unknown streaming policy '{policy}' ({', '.join(POLICIES)})")
+        loaded = [m if isinstance(m, StreamedModel) else load_streamed(str(m)) for m in models]
+        if not loaded:
+            raise TexflowError("no module to run")
+        from .fenced import FencedSession, is_fenced
+        if any(is_fenced(m) for m in loaded):
+            return FencedSession(loaded, memory_budget=memory_budget, driver=driver,
+                                 policy=policy, time_limit=time_limit, verify=verify)
+        self = super().__new__(cls)
+        self._loaded = loaded
+        return self
 
     def __init__(self, models, memory_budget=None, driver: str = "local-task",
                  policy: str = "plan", time_limit: float = 5.0, verify: bool = True):
         import iree.runtime as rt
         from texflow.runtime import Module
 
-        if policy not in POLICIES:
-            raise TexflowError(f"unknown streaming policy '{policy}' ({', '.join(POLICIES)})")
         self._rt = rt
-        self.models: list[StreamedModel] = [m if isinstance(m, StreamedModel) else
-                                            load_streamed(str(m)) for m in models]
+        self.models: list[StreamedModel] = self._loaded
         if not self.models:
             raise TexflowError("no module to run")
         self._check_chain()
@@ -473,17 +488,9 @@ class StreamingSession:
         return last
 
     def _allocator_counts(self, device) -> tuple[int, int] | None:
-        """(peak, live) bytes of the process's allocator statistics; None where there are none."""
         if self.driver == "vulkan":
             return None  # Vulkan's allocator peak is cumulative: not a peak
-        try:
-            st = device.allocator.statistics
-        except (RuntimeError, AttributeError):
-            return None
-        peak = int(st.get("device_bytes_peak", 0)) + int(st.get("host_bytes_peak", 0))
-        live = sum(int(st.get(f"{k}_bytes_allocated", 0)) - int(st.get(f"{k}_bytes_freed", 0))
-                   for k in ("device", "host"))
-        return peak, live
+        return _allocator_counts_of(device)
 
     def allocator_peak(self) -> int | None:
         """The most bytes IREE's allocator held for this session, beyond what was live when it
@@ -549,6 +556,19 @@ class StreamingSession:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _allocator_counts_of(device) -> tuple[int, int] | None:
+    """(peak, live) bytes of the process's allocator statistics; None where there are none
+    (not meaningful on Vulkan, whose peak is cumulative)."""
+    try:
+        st = device.allocator.statistics
+    except (RuntimeError, AttributeError):
+        return None
+    peak = int(st.get("device_bytes_peak", 0)) + int(st.get("host_bytes_peak", 0))
+    live = sum(int(st.get(f"{k}_bytes_allocated", 0)) - int(st.get(f"{k}_bytes_freed", 0))
+               for k in ("device", "host"))
+    return peak, live
 
 
 def _pread_exact(fd: int, host: np.ndarray, offset: int, path: str, key: str) -> None:
