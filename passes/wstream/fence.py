@@ -72,19 +72,33 @@ class _Placed:
     size: int
 
 
-def place_groups(groups: list[dict], sizes: dict[int, int]) -> tuple[dict[int, _Placed], int, dict]:
+def place_groups(groups: list[dict], sizes: dict[int, int],
+                 capacity: int | None = None) -> tuple[dict[int, _Placed], int, dict]:
     """First-fit offsets for streamed groups in load order; returns (placement, arena bytes,
-    gid -> the earlier groups whose range it reuses, which must be released first)."""
+    gid -> the earlier groups whose range it reuses, which must be released first).
+
+    A group is resident from the stage the plan starts loading it to its last stage.  With a
+    `capacity`, a group that does not fit beside the groups live then starts later (as late as
+    its first stage: its load then waits for bytes to be released, as the plan's chunked loads
+    do); `ArenaExceedsBudget` when even that does not fit."""
     placed: list[_Placed] = []
     out, after = {}, {}
     for g in groups:
-        lo, hi, size = min(g["start_stage"], g["first_stage"]), g["last_stage"], sizes[g["id"]]
-        live = [p for p in placed if p.lo <= hi and lo <= p.hi]
-        off = 0
-        for cand in sorted({0} | {p.off + p.size for p in live}):
-            if all(cand + size <= p.off or p.off + p.size <= cand for p in live):
-                off = cand
+        first, hi, size = g["first_stage"], g["last_stage"], sizes[g["id"]]
+        choice = None
+        for lo in range(min(g["start_stage"], first), first + 1):
+            live = [p for p in placed if p.lo <= hi and lo <= p.hi]
+            for cand in sorted({0} | {p.off + p.size for p in live}):
+                if all(cand + size <= p.off or p.off + p.size <= cand for p in live):
+                    if capacity is None or cand + size <= capacity:
+                        choice = (lo, cand, live)
+                    break
+            if choice is not None:
                 break
+        if choice is None:
+            raise ArenaExceedsBudget(f"weight group {g['id']} ({size} bytes) does not fit an "
+                                     f"arena of {capacity} bytes at its first stage {first}")
+        lo, off, live = choice
         p = _Placed(g["id"], lo, hi, off, size)
         after[g["id"]] = sorted(q.gid for q in placed if q not in live and
                                 off < q.off + q.size and q.off < off + size)
@@ -125,7 +139,19 @@ class _Fencer:
         streamed = sorted((g for g in groups if not g["preload"] and not g["mapped"]),
                           key=lambda g: (g["first_stage"], g["id"]))
         sizes = {g["id"]: sum(_align(self.key_bytes[k], a) for k in g["keys"]) for g in streamed}
-        placement, arena, after = place_groups(streamed, sizes)
+        mapped_bytes = sum(g["bytes"] for g in groups if g["mapped"])
+        act = max([i["act_bytes"] for i in o.stage_info.values()] or [0])
+        capacity = o.budget - pre - mapped_bytes - act if o.budget else None
+        if capacity is not None and capacity < 0:
+            raise ArenaExceedsBudget(
+                f"@{o.name}: preloads {pre} + mapped {mapped_bytes} + activations {act} bytes "
+                f"exceed the budget {o.budget}")
+        try:
+            placement, arena, after = place_groups(streamed, sizes, capacity)
+        except ArenaExceedsBudget as e:
+            raise ArenaExceedsBudget(f"@{o.name}: whole-function streaming: {e} (preload {pre}, "
+                                     f"mapped {mapped_bytes}, activations {act} of the budget "
+                                     f"{o.budget})") from None
         for g in streamed:
             off = placement[g["id"]].off
             for k in g["keys"]:
@@ -136,13 +162,6 @@ class _Fencer:
             self.entries[k] = ("mapped", 0, self.key_bytes[k])
         self.streamed = streamed
         self.release_stages = sorted({g["last_stage"] for g in streamed})
-        mapped_bytes = sum(g["bytes"] for g in groups if g["mapped"])
-        act = max([i["act_bytes"] for i in o.stage_info.values()] or [0])
-        total = pre + arena + mapped_bytes + act
-        if o.budget and total > o.budget:
-            raise ArenaExceedsBudget(
-                f"@{o.name}: whole-function streaming needs {total} bytes (preload {pre}, arena "
-                f"{arena}, mapped {mapped_bytes}, activations {act}) > budget {o.budget}")
         self.pre_bytes, self.arena_bytes = pre, arena
         return {"preload_bytes": pre, "arena_bytes": arena, "mapped_bytes": mapped_bytes,
                 "act_bytes": act, "after": after, "placement": placement}

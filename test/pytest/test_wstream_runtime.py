@@ -101,6 +101,9 @@ def built(tmp_path_factory):
         rc, _, err = tool("compile", d / f"{name}.onnx", "-o", d / f"{name}.vmfb")
         assert rc == 0, err
         rc, _, err = tool("compile", d / f"{name}.onnx", "-o", d / f"{name}.s.vmfb",
+                          f"--memory-budget={BUDGET}", "--stream-mode=segments")
+        assert rc == 0, err
+        rc, _, err = tool("compile", d / f"{name}.onnx", "-o", d / f"{name}.f.vmfb",
                           f"--memory-budget={BUDGET}")
         assert rc == 0, err
     x = np.random.default_rng(7).standard_normal((1, 8, 64)).astype(np.float32)

@@ -56,6 +56,10 @@ def build_parser():
                         "the plan is written beside the output as <output>.plan.json")
     p.add_argument("--plan-chart", default=None, metavar="FILE",
                    help="draw the streaming plan (.png/.svg/.pdf): loads vs compute, memory curve")
+    p.add_argument("--stream-mode", default="fenced", choices=["fenced", "segments"],
+                   help="with --memory-budget: 'fenced' keeps the model one function whose weight "
+                        "groups load behind device fences (one call per run); 'segments' cuts it "
+                        "into functions taking their weights (any runtime policy)")
     p.add_argument("--plan-time-limit", type=float, default=10.0, help="CP-SAT time limit (s)")
     p.add_argument("--print-ir-after-all", action="store_true",
                    help="print the IR after each texflow pass to stderr")
@@ -97,6 +101,7 @@ def main_impl(argv) -> int:
         check_chart_path(args.plan_chart)
     opts = CompileOptions(target=args.target, iree_flags=extra, layout=not args.no_layout,
                           memory_budget=args.memory_budget, plan_time_limit=args.plan_time_limit,
+                          stream_mode=args.stream_mode,
                           layout_pipeline=args.layout_pipeline, compile_to=args.compile_to,
                           compile_from=args.compile_from,
                           print_ir_after_all=args.print_ir_after_all,

@@ -217,6 +217,11 @@ def plan_chart(manifest, path: str, title: str | None = None, dpi: int = 120) ->
     _write(fig, path, ext, dpi)
 
 
+def _stall_text(stall_s) -> str:
+    """A fenced run's stalls happen on the device (it waits on the load fences): unmeasured."""
+    return "on the device (not measured)" if stall_s is None else f"{stall_s * 1e3:.1f} ms"
+
+
 def trace_chart(trace: dict, path: str) -> None:
     """Gantt chart of a measured streaming run (`StreamingSession.trace()`) above
     the plan it executed: lanes "compute" (segment calls, red where the run
@@ -238,7 +243,7 @@ def trace_chart(trace: dict, path: str) -> None:
     s = trace["summary"]
     ax_m.set_yticks([0, 1], ["load", "compute"])
     ax_m.set_title(f"measured: {', '.join(trace['models'])} — {s.get('latency_s', 0) * 1e3:.1f} ms, "
-                   f"stall {s.get('stall_s', 0) * 1e3:.1f} ms, peak {_fmt_bytes(s.get('peak_accounted_bytes', 0))}"
+                   f"stall {_stall_text(s.get('stall_s', 0))}, peak {_fmt_bytes(s.get('peak_accounted_bytes', 0))}"
                    f" of {_fmt_bytes(s['budget_bytes'])} ({s['policy']})", fontsize=9)
     t, cs = 0.0, trace["chunk_s"]
     for st in trace["plan"]:

@@ -92,7 +92,7 @@ class StreamingSession:
     `texflow.streaming.fenced.FencedSession`, which this constructor returns for them."""
 
     def __new__(cls, models, memory_budget=None, driver: str = "local-task",
-                policy: str = "plan", time_limit: float = 5.0, verify: bool = True):
+                policy: str = "plan", time_limit: float = 5.0, verify: bool = True, config=None):
         if policy not in POLICIES:
             raise TexflowError(f"unknown streaming policy '{policy}' ({', '.join(POLICIES)})")
         loaded = [m if isinstance(m, StreamedModel) else load_streamed(str(m)) for m in models]
@@ -101,13 +101,16 @@ class StreamingSession:
         from .fenced import FencedSession, is_fenced
         if any(is_fenced(m) for m in loaded):
             return FencedSession(loaded, memory_budget=memory_budget, driver=driver,
-                                 policy=policy, time_limit=time_limit, verify=verify)
+                                 policy=policy, time_limit=time_limit, verify=verify,
+                                 config=config)
         self = super().__new__(cls)
         self._loaded = loaded
         return self
 
     def __init__(self, models, memory_budget=None, driver: str = "local-task",
-                 policy: str = "plan", time_limit: float = 5.0, verify: bool = True):
+                 policy: str = "plan", time_limit: float = 5.0, verify: bool = True, config=None):
+        """`config`: an `iree.runtime.Config` whose device the session uses (shared with other
+        modules in the process: several Vulkan devices in one process slow each other down)."""
         import iree.runtime as rt
         from texflow.runtime import Module
 
@@ -136,7 +139,7 @@ class StreamingSession:
         self.modules = []
         for m in self.models:
             self.modules.append(Module(m.vmfb_path if not self.modules else m.vmfb, driver=driver,
-                                       config=self.modules[0].config if self.modules else None))
+                                       config=self.modules[0].config if self.modules else config))
         self.device = self.modules[0].device
         self._plan()
         self._fds = [os.open(m.archive_path, os.O_RDONLY) for m in self.models]

@@ -91,7 +91,7 @@ class FencedSession:
     """Run fenced streamed modules in sequence (the `StreamingSession` interface)."""
 
     def __init__(self, models: list[StreamedModel], memory_budget=None, driver: str = "local-task",
-                 policy: str = "plan", time_limit: float = 5.0, verify: bool = True):
+                 policy: str = "plan", time_limit: float = 5.0, verify: bool = True, config=None):
         import iree.runtime as rt
         from texflow.runtime import Module
 
@@ -128,7 +128,7 @@ class FencedSession:
         self.modules = []
         for m in models:
             self.modules.append(Module(m.vmfb_path if not self.modules else m.vmfb, driver=driver,
-                                       config=self.modules[0].config if self.modules else None))
+                                       config=self.modules[0].config if self.modules else config))
         self.device = self.modules[0].device
         self.memory_type = None
         self._fds = [os.open(m.archive_path, os.O_RDONLY) for m in models]
@@ -330,6 +330,7 @@ class FencedSession:
             "format": "texflow.wstream.trace/1",
             "models": [m.name for m in self.models],
             "summary": self.summary(),
+            "chunk_bytes": 0, "chunk_s": 0.0,  # the plan's load chunks are not in the module
             "groups": [{"id": g["id"], "bytes": g["bytes"], "preload": g["region"] != "arena",
                         "first_segment": g["first_stage"], "last_segment": g["last_stage"]}
                        for st in self.state for g in st.prog["groups"]],
