@@ -108,6 +108,26 @@ def place_groups(groups: list[dict], sizes: dict[int, int],
     return out, arena, after
 
 
+def form_waves(streamed: list[dict], sizes: dict[int, int], n_stages: int,
+               limit: int) -> list[tuple[int, int]]:
+    """Consecutive stage ranges ("waves") whose newly used streamed bytes stay under `limit`
+    (a stage whose own groups exceed it is a wave of its own).  One ready fence per wave and
+    one release fence per wave end: on an NVIDIA H200 through Vulkan every external fence
+    costs about a millisecond (ViT-Tiny with a fence per group: 9x resident), so fences come
+    per wave, and a wave of `limit` bytes loads while the previous one computes."""
+    new = [0] * n_stages
+    for g in streamed:
+        new[g["first_stage"]] += sizes[g["id"]]
+    waves, lo, cur = [], 0, 0
+    for st in range(n_stages):
+        if cur and cur + new[st] > limit:
+            waves.append((lo, st - 1))
+            lo, cur = st, 0
+        cur += new[st]
+    waves.append((lo, n_stages - 1))
+    return waves
+
+
 class _Fencer:
     def __init__(self, func, align: int):
         self.o = _Outliner(func)
@@ -146,12 +166,32 @@ class _Fencer:
             raise ArenaExceedsBudget(
                 f"@{o.name}: preloads {pre} + mapped {mapped_bytes} + activations {act} bytes "
                 f"exceed the budget {o.budget}")
-        try:
-            placement, arena, after = place_groups(streamed, sizes, capacity)
-        except ArenaExceedsBudget as e:
-            raise ArenaExceedsBudget(f"@{o.name}: whole-function streaming: {e} (preload {pre}, "
-                                     f"mapped {mapped_bytes}, activations {act} of the budget "
-                                     f"{o.budget})") from None
+        # Waves: as large as double buffering in the arena allows, smaller until they fit;
+        # with one stage per wave this is a fence per stage group, the finest the plan has.
+        limit = max(1, (capacity if capacity is not None else sum(sizes.values())) // 2)
+        while True:
+            waves = form_waves(streamed, sizes, o.n_stages, limit)
+            wave_of_stage = {s: w for w, (a, b) in enumerate(waves) for s in range(a, b + 1)}
+            timed = []
+            for g in streamed:
+                w0, w1 = wave_of_stage[g["first_stage"]], wave_of_stage[g["last_stage"]]
+                timed.append({"id": g["id"], "first_stage": waves[w0][0],
+                              "start_stage": waves[max(w0 - 1, 0)][0],
+                              "last_stage": waves[w1][1], "wave": w0})
+            try:
+                placement, arena, after = place_groups(timed, sizes, capacity)
+                break
+            except ArenaExceedsBudget as e:
+                if limit > 1 and len(waves) < o.n_stages:
+                    limit //= 2
+                    continue
+                raise ArenaExceedsBudget(f"@{o.name}: whole-function streaming: {e} (preload "
+                                         f"{pre}, mapped {mapped_bytes}, activations {act} of the "
+                                         f"budget {o.budget})") from None
+        self.waves = waves
+        self.wave_of = {t["id"]: t["wave"] for t in timed}
+        self.release_of = {t["id"]: t["last_stage"] for t in timed}
+        streamed = sorted(streamed, key=lambda g: (self.wave_of[g["id"]], g["first_stage"], g["id"]))
         for g in streamed:
             off = placement[g["id"]].off
             for k in g["keys"]:
@@ -161,7 +201,8 @@ class _Fencer:
         for k in self.mapped_keys:
             self.entries[k] = ("mapped", 0, self.key_bytes[k])
         self.streamed = streamed
-        self.release_stages = sorted({g["last_stage"] for g in streamed})
+        self.release_stages = sorted(set(self.release_of.values()))
+        self.ready_waves = sorted(set(self.wave_of.values()))
         self.pre_bytes, self.arena_bytes = pre, arena
         return {"preload_bytes": pre, "arena_bytes": arena, "mapped_bytes": mapped_bytes,
                 "act_bytes": act, "after": after, "placement": placement}
@@ -187,8 +228,8 @@ class _Fencer:
             add(["buffer", "arena"], buf_t)
         for k in self.mapped_keys:
             add(["mapped", k], bv_t)
-        for g in self.streamed:
-            add(["ready", g["id"]], fence_t)
+        for w in self.ready_waves:
+            add(["ready", w], fence_t)
         for s in self.release_stages:
             add(["release", s], fence_t)
         # the signature: the function's arguments, then the new ones
@@ -201,7 +242,7 @@ class _Fencer:
                 old + [ir.DictAttr.get({})] * (len(blk.arguments) - n_old))
         # release fences first (the stage map holds the ops as they are now), then the imports
         self._release_barriers(new_args, loc)
-        ready_of = {g["id"]: new_args[("ready", g["id"])] for g in self.streamed}
+        ready_of = {g["id"]: new_args[("ready", self.wave_of[g["id"]])] for g in self.streamed}
         group_of = {k: g for g in o.groups for k in g["keys"]}
         # weights: imports of subspans (or of mapped views) in place of the waits
         idx = ir.IndexType.get()
@@ -236,54 +277,74 @@ class _Fencer:
         stage's release fence, joined on every tensor that the stages reading the released
         groups produce for later ops (all of those reads are done when it fires); later uses
         read the barrier's results.  Stages approximate IREE's dispatches, so the barrier sits
-        where a dispatch ends anyway."""
+        where a dispatch ends anyway.
+
+        Ops are told apart by position, recorded as a temporary attribute: the bindings'
+        Operation hash changes when an op's operands do, so dictionaries keyed by ops break
+        as soon as the first barrier's uses are rewired."""
         o = self.o
         ops = list(o.ops)
-        pos = o.pos
+        stage_of = [o.stage_at.get(op) for op in ops]
+        compute = [_is_compute(op) for op in ops]
         value_of = {}
         for v, key in o.weight_of.items():
             value_of.setdefault(key, []).append(v)
         stages_of_release: dict[int, set] = {}
         for g in self.streamed:
-            used = {g["last_stage"]}
+            rel = self.release_of[g["id"]]
+            used = {rel}
             for k in g["keys"]:
                 for v in value_of.get(k, []):
                     used |= {o.stage_at[u] for u in o._top_users(v) if u is not None}
-            stages_of_release.setdefault(g["last_stage"], set()).update(used)
+            stages_of_release.setdefault(rel, set()).update(used)
+        i64 = ir.IntegerType.get_signless(64)
+        for i, op in enumerate(ops):
+            op.attributes[_POS] = ir.IntegerAttr.get(i64, i)
+        alias: dict = {}   # value -> its latest barrier result (values hash stably)
         for s in self.release_stages:
             stages = stages_of_release[s]
-            mine = [op for op in ops if o.stage_at.get(op) == s and _is_compute(op)] or \
-                [op for op in ops if o.stage_at.get(op) == s]
-            p_last = max(pos[op] for op in mine)
+            mine = [i for i, t in enumerate(stage_of) if t == s and compute[i]] or \
+                [i for i, t in enumerate(stage_of) if t == s]
+            p_last = max(mine)
             joined = []
-            for op in ops[:p_last + 1]:
-                if o.stage_at.get(op) not in stages or not _is_compute(op):
+            for i in range(p_last + 1):
+                if stage_of[i] not in stages or not compute[i]:
                     continue
-                for r in op.results:
+                for r in ops[i].results:
+                    cur = alias.get(r, r)
                     if str(r.type).startswith("tensor<") and \
-                            any(pos.get(_top(u.owner, pos), -1) > p_last for u in r.uses):
+                            any(_pos_of(u.owner) > p_last for u in cur.uses):
                         joined.append(r)
             if not joined:
                 joined = [r for r in ops[p_last].results if str(r.type).startswith("tensor<")]
             if not joined:
                 raise TexflowError(f"@{o.name}: stage {s} produces no tensor to signal its "
                                    "release after")
+            cur = [alias.get(r, r) for r in joined]
             with ir.InsertionPoint(ops[p_last + 1]), loc:
-                bar = ir.Operation.create("hal.tensor.barrier", results=[r.type for r in joined],
-                                          operands=joined + [new_args[("release", s)]])
-            for r, b in zip(joined, bar.results):
-                for u in list(r.uses):
+                bar = ir.Operation.create("hal.tensor.barrier", results=[r.type for r in cur],
+                                          operands=cur + [new_args[("release", s)]])
+            for r, c, b in zip(joined, cur, bar.results):
+                for u in list(c.uses):
                     user = u.owner.operation if hasattr(u.owner, "operation") else u.owner
-                    if pos.get(_top(user, pos), -1) > p_last:
+                    if _pos_of(user) > p_last:
                         user.operands[u.operand_number] = b
+                alias[r] = b
+        for op in ops:
+            del op.attributes[_POS]
 
 
-def _top(owner, pos: dict):
-    """The function-level op holding `owner` (None when it is not one of `pos`'s)."""
+_POS = "texflow.fence_pos"
+
+
+def _pos_of(owner) -> int:
+    """Position of the function-level op holding `owner` (-1: none, e.g. a new barrier)."""
     op = owner.operation if hasattr(owner, "operation") else owner
-    while op is not None and op not in pos:
+    while op is not None:
+        if _POS in op.attributes:
+            return ir.IntegerAttr(op.attributes[_POS]).value
         op = op.parent.operation if op.parent is not None else None
-    return op
+    return -1
 
 
 def _program(f: _Fencer, lay: dict, arg_kinds: list) -> dict:
@@ -299,6 +360,8 @@ def _program(f: _Fencer, lay: dict, arg_kinds: list) -> dict:
             "region": region,
             "offsets": {k: f.entries[k][1] for k in g["keys"]},
             "after": lay["after"].get(g["id"], []),
+            "wave": f.wave_of.get(g["id"]),
+            "release_stage": f.release_of.get(g["id"]),
         })
     return {
         "format": PROGRAM_FORMAT,
@@ -310,6 +373,10 @@ def _program(f: _Fencer, lay: dict, arg_kinds: list) -> dict:
         "args": [["input", i] for i in range(n_in)] + [["wait"], ["signal"]] + arg_kinds,
         "groups": groups,
         "load_order": [g["id"] for g in f.streamed],
+        "waves": [{"first_stage": a, "last_stage": b,
+                   "groups": [g["id"] for g in f.streamed if f.wave_of[g["id"]] == w]}
+                  for w, (a, b) in enumerate(f.waves)],
+        "ready_waves": f.ready_waves,
         "release_stages": f.release_stages,
         "align": f.align,
         "budget_bytes": o.budget,
@@ -374,6 +441,7 @@ class WStreamFence(Pass):
             self.bump("functions kept whole")
             self.bump("weight imports", len(f.entries))
             self.bump("release fences", len(f.release_stages))
+            self.bump("ready fences (waves)", len(f.ready_waves))
             self.bump("arena bytes", lay["arena_bytes"])
             self.bump("preload bytes", lay["preload_bytes"])
         for name in ("wstream.release", "wstream.load", "wstream.stage", "wstream.plan"):

@@ -77,11 +77,18 @@ class _Model:
             e = self.m.entries[key]
             off = int(g["offsets"][key])
             view = host[off:off + e.length]
-            _pread_exact(fd, view, e.offset, self.m.archive_path, key)
-            if verify and g["id"] not in self.verified and \
-                    hashlib.sha256(memoryview(view)).hexdigest() != e.sha256:
-                raise TexflowError(f"{self.m.archive_path}: weight '{key}' fails its sha256 "
-                                   "check (corrupt file)")
+            if verify and g["id"] not in self.verified:
+                # checked in host memory, then copied: the mapped buffer may be device memory
+                # behind the PCIe BAR, whose reads are uncached (hashing it there took 5.7 s
+                # for ResNet-50's 69 MB on an H200: the "first-run stall" of issue 19)
+                tmp = np.empty(e.length, np.uint8)
+                _pread_exact(fd, tmp, e.offset, self.m.archive_path, key)
+                if hashlib.sha256(memoryview(tmp)).hexdigest() != e.sha256:
+                    raise TexflowError(f"{self.m.archive_path}: weight '{key}' fails its sha256 "
+                                       "check (corrupt file)")
+                view[:] = tmp
+            else:
+                _pread_exact(fd, view, e.offset, self.m.archive_path, key)
             n += e.length
         self.verified.add(g["id"])
         return n
@@ -193,8 +200,7 @@ class FencedSession:
         """The VM argument list of run `r` (fences at this run's values)."""
         rt = self._rt
         lst = rt.VmVariantList(len(st.prog["args"]))
-        ready_at = {g["id"]: i for i, g in enumerate(st.load_order)}
-        base = r * (len(st.load_order) + 1)
+        base = r * (len(st.prog["waves"]) + 1)
         for a in st.prog["args"]:
             kind = a[0]
             if kind == "input":
@@ -208,7 +214,7 @@ class FencedSession:
             elif kind == "mapped":
                 lst.push_ref(st.mapped_views[a[1]])
             elif kind == "ready":
-                lst.push_ref(rt.HalFence.create_at(st.ready, base + ready_at[a[1]] + 1))
+                lst.push_ref(rt.HalFence.create_at(st.ready, base + a[1] + 1))
             elif kind == "release":
                 lst.push_ref(rt.HalFence.create_at(st.release[a[1]], r))
             else:
@@ -218,15 +224,17 @@ class FencedSession:
     def _loader(self, r: int, events: list, errors: list) -> None:
         try:
             for st, fd in zip(self.state, self._fds):
-                base = r * (len(st.load_order) + 1)
-                for i, g in enumerate(st.load_order):
-                    for j in g["after"]:  # the groups whose bytes this one overwrites
-                        st.release[st.groups[j]["last_stage"]].wait(r)
-                    t0 = time.perf_counter()
-                    n = st.load_group(g, fd, self.verify)
-                    events.append(Event("load", f"{st.m.name}:g{g['id']}", t0,
-                                        time.perf_counter(), n))
-                    st.ready.signal(base + i + 1)
+                base = r * (len(st.prog["waves"]) + 1)
+                for w in st.prog["ready_waves"]:  # a wave's fence: all of its groups loaded
+                    for gid in st.prog["waves"][w]["groups"]:
+                        g = st.groups[gid]
+                        for j in g["after"]:  # the groups whose bytes this one overwrites
+                            st.release[st.groups[j]["release_stage"]].wait(r)
+                        t0 = time.perf_counter()
+                        n = st.load_group(g, fd, self.verify)
+                        events.append(Event("load", f"{st.m.name}:g{g['id']}", t0,
+                                            time.perf_counter(), n))
+                    st.ready.signal(base + w + 1)
         except BaseException as e:  # the device must not wait for ever: fail the fences
             errors.append(e)
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
