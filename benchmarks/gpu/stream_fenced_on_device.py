@@ -10,6 +10,8 @@ the carried IREE compiler and OR-Tools wheels (`texflow.compiler`), for vulkan-n
 - plain: plain IREE; texflow: texflow, every weight embedded (resident);
 - fenced50 / fenced25: streamed at 50% / 25% of the ONNX weight bytes, one function whose
   weight groups load behind fences (texflow-wstream-fence, the default);
+- fencedall: the same with a budget of 4x the weights: every weight preloaded, no fence but
+  the call's own (what taking the weights as buffers costs by itself);
 - seg50: streamed at 50%, cut into segments (texflow-wstream-outline, the earlier design).
 
 `measure` opens every variant of a model on one shared Vulkan device and times them in
@@ -29,6 +31,7 @@ import time
 import numpy as np
 
 VARIANTS = {"plain": {"layout": False}, "texflow": {},
+            "fencedall": {"budget": 4.0},
             "fenced50": {"budget": 0.5}, "fenced25": {"budget": 0.25},
             "seg50": {"budget": 0.5, "stream_mode": "segments"}}
 
@@ -156,6 +159,11 @@ def measure(work, out, rounds):
                                                           zip(times[v], times["plain"]))
             if hasattr(objs[v], "summary"):
                 sm = objs[v].summary()
+                loads = [e for e in objs[v].last.events if e.kind == "load"]
+                rec["last_run_loads"] = {"n": len(loads), "bytes": sum(e.bytes for e in loads),
+                                         "busy_s": sum(e.t1 - e.t0 for e in loads),
+                                         "last_end_s": max([e.t1 for e in loads] or [0.0]),
+                                         "latency_s": objs[v].last.latency_s}
                 rec["summary"] = {k: sm.get(k) for k in (
                     "mode", "segments", "budget_bytes", "weight_bytes", "preloaded_bytes",
                     "streamed_bytes", "arena_bytes", "weight_buffer_bytes", "planned_peak_bytes",
