@@ -48,9 +48,9 @@ from texflow.errors import TexflowError
 from texflow.ir.structured import type_text
 from texflow.streaming.program import PROGRAM_FORMAT
 from texflow.streaming.stages import tensor_bytes
-from texflow.streaming.irplan import single_block_functions
 from ..registry import Pass, register_pass
-from .outline import PROGRAM_ATTR, _callers, _is_compute, _Outliner
+from texflow.streaming.outliner import (PROGRAM_ATTR, Outliner, callers_of, erase_plan_ops,
+                                        is_compute, outline_module, planned_functions)
 
 ALIGN = 256
 
@@ -130,7 +130,7 @@ def form_waves(streamed: list[dict], sizes: dict[int, int], n_stages: int,
 
 class _Fencer:
     def __init__(self, func, align: int):
-        self.o = _Outliner(func)
+        self.o = Outliner(func)
         self.o.analyse_groups()
         self.align = align
         o = self.o
@@ -285,7 +285,7 @@ class _Fencer:
         o = self.o
         ops = list(o.ops)
         stage_of = [o.stage_at.get(op) for op in ops]
-        compute = [_is_compute(op) for op in ops]
+        compute = [is_compute(op) for op in ops]
         value_of = {}
         for v, key in o.weight_of.items():
             value_of.setdefault(key, []).append(v)
@@ -401,30 +401,21 @@ class WStreamFence(Pass):
             "help": "cut segments (texflow-wstream-outline) where the arena exceeds the budget"})
 
     def apply(self, module) -> None:
-        from .outline import WStreamOutline
         mblock = module.regions[0].blocks[0]
-        planned = [f for f in single_block_functions(module)
-                   if any(o.operation.name == "wstream.plan"
-                          for o in f.regions[0].blocks[0].operations)]
-        if len(planned) > 1:
-            raise TexflowError("streaming execution supports one planned function per module, "
-                               f"found {len(planned)}")
-        for func in planned:
+        for func in planned_functions(module):
             f = _Fencer(func, max(1, self.options.align))
             try:
                 lay = f.layout()
             except ArenaExceedsBudget as e:
                 if not self.options.fallback:
                     raise
-                outline = WStreamOutline()
-                outline.apply(module)
-                self.statistics.update(outline.statistics)
+                outline_module(module, 0, self.bump)
                 self.bump("fell back to segments (arena over the budget)")
                 self.fallback_reason = str(e)
                 return
             arg_kinds = f.rewrite(lay)["args"]
             program = _program(f, lay, arg_kinds)
-            for c in _callers(mblock, f.o.name):  # the synchronous wrapper: the runtime calls X$async
+            for c in callers_of(mblock, f.o.name):  # the synchronous wrapper: the runtime calls X$async
                 c.erase()
             text = json.dumps(program, sort_keys=True)
             refl = {}
@@ -444,6 +435,4 @@ class WStreamFence(Pass):
             self.bump("ready fences (waves)", len(f.ready_waves))
             self.bump("arena bytes", lay["arena_bytes"])
             self.bump("preload bytes", lay["preload_bytes"])
-        for name in ("wstream.release", "wstream.load", "wstream.stage", "wstream.plan"):
-            for o in irutil.collect(module, {name}):
-                o.erase()
+        erase_plan_ops(module)

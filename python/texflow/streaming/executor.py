@@ -33,7 +33,6 @@ modules in turn under one memory budget:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import threading
 import time
@@ -43,30 +42,11 @@ import numpy as np
 from texflow.errors import TexflowError
 
 from .model import format_bytes, parse_bytes
+from .run_common import Event, RunStats, _allocator_counts_of, _check_sha, _pread_exact
 from .program import StreamedModel, load_streamed
 from .segments import plan_from_json, segment_problem
 
 POLICIES = ("plan", "next-stage", "preload-all")
-
-
-@dataclasses.dataclass
-class Event:
-    kind: str      # load | stall | compute
-    name: str
-    t0: float
-    t1: float
-    bytes: int = 0
-
-
-@dataclasses.dataclass
-class RunStats:
-    latency_s: float = 0.0
-    stall_s: float = 0.0
-    compute_s: float = 0.0
-    loaded_bytes: int = 0
-    peak_accounted: int = 0
-    allocator_peak: int | None = None
-    events: list[Event] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -567,34 +547,6 @@ class StreamingSession:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def _allocator_counts_of(device) -> tuple[int, int] | None:
-    """(peak, live) bytes of the process's allocator statistics; None where there are none
-    (not meaningful on Vulkan, whose peak is cumulative)."""
-    try:
-        st = device.allocator.statistics
-    except (RuntimeError, AttributeError):
-        return None
-    peak = int(st.get("device_bytes_peak", 0)) + int(st.get("host_bytes_peak", 0))
-    live = sum(int(st.get(f"{k}_bytes_allocated", 0)) - int(st.get(f"{k}_bytes_freed", 0))
-               for k in ("device", "host"))
-    return peak, live
-
-
-def _pread_exact(fd: int, host: np.ndarray, offset: int, path: str, key: str) -> None:
-    mv = memoryview(host).cast("B")
-    done = 0
-    while done < len(mv):
-        n = os.preadv(fd, [mv[done:]], offset + done)
-        if n <= 0:
-            raise TexflowError(f"{path} is truncated (weight '{key}')")
-        done += n
-
-
-def _check_sha(host: np.ndarray, e, path: str) -> None:
-    if hashlib.sha256(memoryview(host).cast("B")).hexdigest() != e.sha256:
-        raise TexflowError(f"{path}: weight '{e.key}' fails its sha256 check (corrupt file)")
 
 
 def evict_file(path: str) -> None:

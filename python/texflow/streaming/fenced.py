@@ -33,7 +33,7 @@ import numpy as np
 
 from texflow.errors import TexflowError
 
-from .executor import Event, RunStats, _allocator_counts_of, _pread_exact
+from .run_common import Event, RunStats, _allocator_counts_of, _pread_exact
 from .model import format_bytes, parse_bytes
 from .program import StreamedModel
 
