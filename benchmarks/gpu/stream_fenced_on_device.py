@@ -104,14 +104,17 @@ def _inputs(d):
     return xs, refs
 
 
+DRIVER = os.environ.get("TEXFLOW_BENCH_DRIVER", "vulkan")  # local-task: the same on llvm-cpu
+
+
 def _open(path, config):
     from texflow.runtime import Module
     from texflow.streaming.executor import StreamingSession
     from texflow.streaming.program import is_streamed_module
     if is_streamed_module(path):
-        s = StreamingSession([path], driver="vulkan", config=config)
+        s = StreamingSession([path], driver=DRIVER, config=config)
         return s, (lambda xs: s.run(*xs))
-    m = Module(path, driver="vulkan", config=config)
+    m = Module(path, driver=DRIVER, config=config)
     return m, (lambda xs: m(*xs))
 
 
@@ -131,7 +134,7 @@ def measure(work, out, rounds):
                 continue
             try:
                 if config is None:
-                    config = rt.Config("vulkan")
+                    config = rt.Config(DRIVER)
                 obj, call = _open(p, config)
                 first[var] = call(xs)
                 runners[var], objs[var] = call, obj
@@ -214,6 +217,34 @@ def cold(path):
                       "open_plus_first_s": t3 - t1}))
 
 
+def report(path):
+    """Markdown tables from stream_fenced.json (run here, on the copied result)."""
+    res = json.load(open(path))
+    warm = [r for r in res if "median_ms" in r]
+    cold = {(r["model"], r["variant"]): r["cold"] for r in res if "cold" in r}
+    errs = [r for r in res if "error" in r]
+    out = ["| model | variant | mode | segments | budget MB | weight buffers MB | streamed MB | "
+           "warm ms | x texflow resident | x plain | loads: MB, busy ms | cold: open + first run s | "
+           "bitwise vs resident | max rel err vs ORT |", "|" + "---|" * 14]
+    for r in warm:
+        sm = r.get("summary") or {}
+        ld = r.get("last_run_loads") or {}
+        c = cold.get((r["model"], r["variant"]), [])
+        cs = ", ".join(f"{x.get('open_plus_first_s', float('nan')):.2f}" for x in c)
+        mb = (lambda b: f"{b / 1e6:.1f}" if b else "-")
+        out.append(
+            f"| {r['model']} | {r['variant']} | {sm.get('mode') or ('segments' if sm else '-')} | "
+            f"{sm.get('segments', '-')} | {mb(sm.get('budget_bytes'))} | "
+            f"{mb(sm.get('weight_buffer_bytes') or sm.get('peak_accounted_bytes'))} | "
+            f"{mb(sm.get('streamed_bytes'))} | {r['median_ms']:.1f} | "
+            f"{r.get('ratio_vs_texflow', float('nan')):.2f} | {r.get('ratio_vs_plain', float('nan')):.2f} | "
+            f"{(mb(ld.get('bytes')) + ', ' + format(ld.get('busy_s', 0) * 1e3, '.1f')) if ld else '-'} | "
+            f"{cs} | {r.get('bitwise_vs_texflow')} | {r['max_rel_err_vs_ort']:.1e} |")
+    for e in errs:
+        out.append(f"\n- {e['model']} {e['variant']}: {e['error'][:300]}")
+    print("\n".join(out))
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "compile":
@@ -224,3 +255,5 @@ if __name__ == "__main__":
         measure(sys.argv[2], sys.argv[3], rounds)
     elif cmd == "cold":
         cold(sys.argv[2])
+    elif cmd == "report":
+        report(sys.argv[2])

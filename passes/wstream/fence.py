@@ -160,7 +160,10 @@ class _Fencer:
                           key=lambda g: (g["first_stage"], g["id"]))
         sizes = {g["id"]: sum(_align(self.key_bytes[k], a) for k in g["keys"]) for g in streamed}
         mapped_bytes = sum(g["bytes"] for g in groups if g["mapped"])
-        act = max([i["act_bytes"] for i in o.stage_info.values()] or [0])
+        # activations: the plan's largest stage, and at least the call's inputs and outputs
+        # (the runtime holds both; a packed model's estimate may miss its unpacked results)
+        io = sum(tensor_bytes(v.type) for v in list(o.input_of) + list(o.outputs))
+        act = max([i["act_bytes"] for i in o.stage_info.values()] + [io])
         capacity = o.budget - pre - mapped_bytes - act if o.budget else None
         if capacity is not None and capacity < 0:
             raise ArenaExceedsBudget(
@@ -407,8 +410,13 @@ class WStreamFence(Pass):
             try:
                 lay = f.layout()
             except ArenaExceedsBudget as e:
-                if not self.options.fallback:
-                    raise
+                packed = irutil.collect(func, {"linalg.mmt4d", "linalg.batch_mmt4d"})
+                if not self.options.fallback or packed:
+                    # segments split weights in their linalg form: a packed model is compiled
+                    # again unpacked by the driver (compiler._compile_streamed)
+                    raise TexflowError(str(e) + (
+                        " (a packed model: compile it unpacked to cut segments)"
+                        if packed else "")) from None
                 outline_module(module, 0, self.bump)
                 self.bump("fell back to segments (arena over the budget)")
                 self.fallback_reason = str(e)

@@ -174,3 +174,19 @@ def test_arena_placement_is_disjoint_in_time_and_space():
                        if placed[g["id"]].lo <= s <= placed[g["id"]].hi)
                    for s in range(t + 8))
         assert arena >= live
+
+
+def test_packed_model_that_cannot_stream_is_compiled_unpacked(tmp_path):
+    """A packed weight cannot be split: where the packed model's fenced layout does not fit the
+    budget, the driver compiles it again without texflow-pack-matmul (and says so), so packing
+    never turns a budget that streams into an error."""
+    from test_wstream_runtime import _weights, tiny_lm
+    from texflow.compiler import compile_file
+    onnx.save(tiny_lm(), tmp_path / "lm.onnx")
+    r = compile_file(str(tmp_path / "lm.onnx"), str(tmp_path / "lm.vmfb"), memory_budget="700KiB")
+    assert any("compiled without texflow-pack-matmul" in f for f in r.fallbacks), r.fallbacks
+    ids = np.random.default_rng(0).integers(0, 2048, (1, 16)).astype(np.int64)
+    w = _weights(tiny_lm())
+    with StreamingSession([str(tmp_path / "lm.vmfb")]) as s:
+        assert_matches_numpy(s.run(ids)[0], np.maximum(w["emb"][ids] @ w["w"], 0) @ w["head"])
+        assert s.summary()["peak_accounted_bytes"] <= 700 * 1024

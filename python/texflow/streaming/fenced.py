@@ -289,8 +289,10 @@ class FencedSession:
         stats.stall_s = None  # the device waits on the fences: not observable from the host
         stats.compute_s = sum(e.t1 - e.t0 for e in events if e.kind == "compute")
         stats.loaded_bytes = sum(e.bytes for e in events if e.kind == "load")
+        # one accounting with the compiler: weight buffers + the laid-out activations (which
+        # cover the inputs and outputs the session holds)
         held = sum(a.nbytes for a in inputs) + sum(o.nbytes for o in outs)
-        stats.peak_accounted = self.weights_bytes + held
+        stats.peak_accounted = self.weights_bytes + max(self.act_bytes, held)
         stats.allocator_peak = self.allocator_peak()
         for e in events:
             e.t0 -= t_start
