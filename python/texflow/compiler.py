@@ -353,6 +353,20 @@ class Compiler:
         except TexflowError as e:
             if pristine is None:
                 raise
+            if _packed_stream_failed(o, e):
+                # a packed weight cannot be split: stream the model unpacked, layout kept
+                unpacked = Compiler(dataclasses.replace(o, pack_matmul=False, compile_from="input"),
+                                    session=self.session)
+                retry = CompileResult(timings=dict(result.timings))
+                try:
+                    unpacked._finish(pristine.clone(), retry, to)
+                    retry.fallbacks = result.fallbacks + [
+                        f"the packed model does not stream under this budget ({e}); compiled "
+                        "without texflow-pack-matmul"]
+                    pristine.erase()
+                    return retry
+                except TexflowError:
+                    pass
             plain = Compiler(dataclasses.replace(o, layout=False, compile_from="input"),
                              session=self.session)
             fallback = CompileResult(timings=dict(result.timings))
@@ -495,17 +509,24 @@ def compile_isolated(path: str, options: CompileOptions) -> CompileResult:
         return result
 
 
+def _packed_stream_failed(o: CompileOptions, e: Exception) -> bool:
+    """Whether `e` is a packed streamed compile's texflow-wstream failure (an unpacked compile
+    may stream: segments can split weights, packing cannot)."""
+    return bool(o.memory_budget and o.pack_matmul and o.packs_streamed and
+                o.target == "llvm-cpu" and "texflow-wstream" in str(e))
+
+
 def _compile_streamed(path: str, options: CompileOptions, isolate: bool) -> CompileResult:
     """Compile; a packed fenced streaming compile whose budget a packed weight makes infeasible
-    (packing forbids splitting a weight) is compiled again unpacked, so packing never turns a
-    budget that works into an error (the result says so)."""
+    is compiled again unpacked (`Compiler.compile_module` does so in process where it can fall
+    back; this covers the texflow-wstream phase's own errors), so packing never turns a budget
+    that streams into an error (the result says so)."""
     def once(o):
         return compile_isolated(path, o) if isolate else Compiler(o).compile_file(path)
     try:
         return once(options)
     except TexflowError as e:
-        if not (options.memory_budget and options.pack_matmul and options.packs_streamed
-                and options.target == "llvm-cpu" and "texflow-wstream" in str(e)):
+        if not _packed_stream_failed(options, e):
             raise
         try:
             result = once(dataclasses.replace(options, pack_matmul=False))
