@@ -97,8 +97,15 @@ def wstream_passes(budget_bytes: int, *, time_limit: float = 10.0, manifest: str
 
 STREAM_MODES = ("fenced", "segments")
 
+# What an external fence costs and how fast weights reach the device, per target family, for
+# texflow-wstream-fence's preload/arena trade.  Vulkan: measured on an NVIDIA H200
+# (benchmarks/gpu/h200/stream_fenced.md, 2026-12-03: about 1.3 ms per fence, 6.4 GB/s from the
+# page cache into host-visible device memory); mobile Vulkan devices were not measured and get
+# the same figures.  CPU (local-task): fences are host events, taken as free.
+FENCE_COSTS = {"vulkan": {"fence_us": 1300.0, "load_gbps": 6.4}}
 
-def finalize_passes(segments: bool, mode: str = "fenced") -> list[Item]:
+
+def finalize_passes(segments: bool, mode: str = "fenced", target: str = "llvm-cpu") -> list[Item]:
     """The texflow-finalize phase.  A streamed module (`segments`) is prepared for the
     streaming runtime: "fenced" keeps the function whole, its weights imported behind fences
     the runtime signals (texflow-wstream-fence; one call per run, no host round trip between
@@ -109,7 +116,8 @@ def finalize_passes(segments: bool, mode: str = "fenced") -> list[Item]:
         return [WStreamLower(), VerifyLowered()]
     if mode not in STREAM_MODES:
         raise ValueError(f"unknown streaming mode '{mode}' ({', '.join(STREAM_MODES)})")
-    return [WStreamFence() if mode == "fenced" else WStreamOutline(), VerifyLowered()]
+    costs = FENCE_COSTS.get(target.split("-")[0], {})
+    return [WStreamFence(**costs) if mode == "fenced" else WStreamOutline(), VerifyLowered()]
 
 
 def pipeline_text(items: list[Item]) -> str:

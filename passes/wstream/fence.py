@@ -129,10 +129,11 @@ def form_waves(streamed: list[dict], sizes: dict[int, int], n_stages: int,
 
 
 class _Fencer:
-    def __init__(self, func, align: int):
+    def __init__(self, func, align: int, fence_s: float = 0.0, load_bps: float = 1e10):
         self.o = Outliner(func)
         self.o.analyse_groups()
         self.align = align
+        self.fence_s, self.load_bps = fence_s, max(1.0, load_bps)
         o = self.o
         if not o.name.endswith("$async"):
             raise TexflowError(f"@{o.name}: texflow-wstream-fence needs IREE's asynchronous "
@@ -145,18 +146,51 @@ class _Fencer:
 
     # -- layout ---------------------------------------------------------------------
     def layout(self) -> dict:
-        o, a = self.o, self.align
+        """The buffers' layout and the waves.  With a per-fence cost (`fence_s`, measured per
+        target), preloaded groups are moved into the stream, latest first use first, while
+        the waves this saves cost more than loading the moved bytes (at `load_bps`): a larger
+        arena makes fewer, larger waves.  Without one (CPU targets) the plan's preloads stay."""
+        o = self.o
         key_type = {key: v.type for v, key in o.weight_of.items()}
         self.key_bytes = {k: tensor_bytes(t) for k, t in key_type.items()}
+        preloaded = [g for g in o.groups if g["preload"] and not g["mapped"]]
+        best = self._try_layout({g["id"] for g in preloaded})
+        if self.fence_s > 0 and best is not None:
+            keep = {g["id"] for g in preloaded}
+            for g in sorted(preloaded, key=lambda g: (-g["first_stage"], g["id"])):
+                if g["first_stage"] == 0:
+                    continue  # the first stage's weights would only make the call wait
+                keep = keep - {g["id"]}
+                cand = self._try_layout(keep)
+                if cand is not None and self._estimate(cand) < self._estimate(best):
+                    best = cand
+        if best is None:
+            self._try_layout({g["id"] for g in preloaded}, strict=True)  # raises, saying why
+        for k, v in best.items():
+            setattr(self, k, v)
+        self.release_stages = sorted(set(self.release_of.values()))
+        self.ready_waves = sorted(set(self.wave_of.values()))
+        return {"preload_bytes": self.pre_bytes, "arena_bytes": self.arena_bytes,
+                "mapped_bytes": self.mapped_bytes, "act_bytes": self.act_bytes,
+                "after": self.after, "placement": self.placement}
+
+    def _estimate(self, lay: dict) -> float:
+        """Seconds the fences and the loads add, as far as this model can tell: a fence pair
+        per wave, plus the streamed bytes at the load bandwidth (the plan's compute hides
+        loads; this only compares layouts of one model)."""
+        return len(lay["ready_waves_"]) * 2 * self.fence_s + lay["streamed_bytes_"] / self.load_bps
+
+    def _try_layout(self, preload_ids: set, strict: bool = False) -> dict | None:
+        o, a = self.o, self.align
         groups = o.groups
-        self.entries = {}   # key -> (region, offset, bytes)
+        entries = {}   # key -> (region, offset, bytes)
         pre = 0
         for g in groups:
-            if g["preload"] and not g["mapped"]:
+            if g["id"] in preload_ids:
                 for k in g["keys"]:
-                    self.entries[k] = ("preload", pre, self.key_bytes[k])
+                    entries[k] = ("preload", pre, self.key_bytes[k])
                     pre += _align(self.key_bytes[k], a)
-        streamed = sorted((g for g in groups if not g["preload"] and not g["mapped"]),
+        streamed = sorted((g for g in groups if g["id"] not in preload_ids and not g["mapped"]),
                           key=lambda g: (g["first_stage"], g["id"]))
         sizes = {g["id"]: sum(_align(self.key_bytes[k], a) for k in g["keys"]) for g in streamed}
         mapped_bytes = sum(g["bytes"] for g in groups if g["mapped"])
@@ -166,6 +200,8 @@ class _Fencer:
         act = max([i["act_bytes"] for i in o.stage_info.values()] + [io])
         capacity = o.budget - pre - mapped_bytes - act if o.budget else None
         if capacity is not None and capacity < 0:
+            if not strict:
+                return None
             raise ArenaExceedsBudget(
                 f"@{o.name}: preloads {pre} + mapped {mapped_bytes} + activations {act} bytes "
                 f"exceed the budget {o.budget}")
@@ -174,7 +210,7 @@ class _Fencer:
         limit = max(1, (capacity if capacity is not None else sum(sizes.values())) // 2)
         while True:
             waves = form_waves(streamed, sizes, o.n_stages, limit)
-            wave_of_stage = {s: w for w, (a, b) in enumerate(waves) for s in range(a, b + 1)}
+            wave_of_stage = {s: w for w, (lo, hi) in enumerate(waves) for s in range(lo, hi + 1)}
             timed = []
             for g in streamed:
                 w0, w1 = wave_of_stage[g["first_stage"]], wave_of_stage[g["last_stage"]]
@@ -188,27 +224,27 @@ class _Fencer:
                 if limit > 1 and len(waves) < o.n_stages:
                     limit //= 2
                     continue
+                if not strict:
+                    return None
                 raise ArenaExceedsBudget(f"@{o.name}: whole-function streaming: {e} (preload "
                                          f"{pre}, mapped {mapped_bytes}, activations {act} of the "
                                          f"budget {o.budget})") from None
-        self.waves = waves
-        self.wave_of = {t["id"]: t["wave"] for t in timed}
-        self.release_of = {t["id"]: t["last_stage"] for t in timed}
-        streamed = sorted(streamed, key=lambda g: (self.wave_of[g["id"]], g["first_stage"], g["id"]))
+        wave_of = {t["id"]: t["wave"] for t in timed}
+        streamed = sorted(streamed, key=lambda g: (wave_of[g["id"]], g["first_stage"], g["id"]))
         for g in streamed:
             off = placement[g["id"]].off
             for k in g["keys"]:
-                self.entries[k] = ("arena", off, self.key_bytes[k])
+                entries[k] = ("arena", off, self.key_bytes[k])
                 off += _align(self.key_bytes[k], a)
-        self.mapped_keys = [k for g in groups if g["mapped"] for k in g["keys"]]
-        for k in self.mapped_keys:
-            self.entries[k] = ("mapped", 0, self.key_bytes[k])
-        self.streamed = streamed
-        self.release_stages = sorted(set(self.release_of.values()))
-        self.ready_waves = sorted(set(self.wave_of.values()))
-        self.pre_bytes, self.arena_bytes = pre, arena
-        return {"preload_bytes": pre, "arena_bytes": arena, "mapped_bytes": mapped_bytes,
-                "act_bytes": act, "after": after, "placement": placement}
+        mapped_keys = [k for g in groups if g["mapped"] for k in g["keys"]]
+        for k in mapped_keys:
+            entries[k] = ("mapped", 0, self.key_bytes[k])
+        return {"entries": entries, "streamed": streamed, "waves": waves, "wave_of": wave_of,
+                "release_of": {t["id"]: t["last_stage"] for t in timed},
+                "mapped_keys": mapped_keys, "pre_bytes": pre, "arena_bytes": arena,
+                "mapped_bytes": mapped_bytes, "act_bytes": act, "after": after,
+                "placement": placement, "ready_waves_": sorted(set(wave_of.values())),
+                "streamed_bytes_": sum(sizes.values())}
 
     # -- rewriting ------------------------------------------------------------------
     def rewrite(self, lay: dict) -> dict:
@@ -402,11 +438,17 @@ class WStreamFence(Pass):
             "help": "byte alignment of each weight in the preload and arena buffers"})
         fallback: bool = dataclasses.field(default=True, metadata={
             "help": "cut segments (texflow-wstream-outline) where the arena exceeds the budget"})
+        fence_us: float = dataclasses.field(default=0.0, metadata={
+            "help": "what one external fence costs on the target (0: fences are free, keep the "
+                    "plan's preloads)"})
+        load_gbps: float = dataclasses.field(default=10.0, metadata={
+            "help": "host-to-device load bandwidth, to weigh streaming more bytes against fences"})
 
     def apply(self, module) -> None:
         mblock = module.regions[0].blocks[0]
         for func in planned_functions(module):
-            f = _Fencer(func, max(1, self.options.align))
+            f = _Fencer(func, max(1, self.options.align), self.options.fence_us * 1e-6,
+                        self.options.load_gbps * 1e9)
             try:
                 lay = f.layout()
             except ArenaExceedsBudget as e:

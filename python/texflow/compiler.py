@@ -58,7 +58,7 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
                                                      target=options.target)))
     phases.append(Phase("texflow-finalize", "lower texflow dialects; check none reaches IREE",
                         pipelines.finalize_passes(bool(options.memory_budget and options.stream_segments),
-                                                  options.stream_mode)))
+                                                  options.stream_mode, options.target)))
     return phases
 
 

@@ -190,3 +190,36 @@ def test_packed_model_that_cannot_stream_is_compiled_unpacked(tmp_path):
     with StreamingSession([str(tmp_path / "lm.vmfb")]) as s:
         assert_matches_numpy(s.run(ids)[0], np.maximum(w["emb"][ids] @ w["w"], 0) @ w["head"])
         assert s.summary()["peak_accounted_bytes"] <= 700 * 1024
+
+
+def test_fence_cost_trades_preloads_for_fewer_waves(tmp_path):
+    """With a per-fence cost (Vulkan's), texflow-wstream-fence moves preloaded groups into the
+    stream when the larger arena saves more fences than the moved bytes cost to load; without
+    one (CPU) the plan's preloads stay.  Both layouts compute the same numbers."""
+    from texflow.compiler import CompileOptions, compile_file
+    from texflow.passes import pipelines
+    model = mlp(0, d_in=32, d=32, d_out=32, layers=16)  # 16 small groups: many waves
+    onnx.save(model, tmp_path / "m.onnx")
+    x = np.random.default_rng(1).standard_normal((1, 8, 32)).astype(np.float32)
+    budget = 32 * 1024
+    progs, ys = {}, {}
+    for name, costs in (("free", {}), ("costly", {"fence_us": 1300.0, "load_gbps": 6.4})):
+        orig = pipelines.FENCE_COSTS
+        pipelines.FENCE_COSTS = {"llvm": costs} if costs else {}
+        try:
+            out = tmp_path / f"{name}.vmfb"
+            compile_file(str(tmp_path / "m.onnx"), str(out), memory_budget=str(budget),
+                         pack_matmul=False)
+        finally:
+            pipelines.FENCE_COSTS = orig
+        progs[name] = load_streamed(str(out)).program
+        with StreamingSession([str(out)]) as s:
+            ys[name] = s.run(x)[0]
+            assert s.summary()["peak_accounted_bytes"] <= budget
+    free, costly = progs["free"], progs["costly"]
+    assert free["mode"] == costly["mode"] == "fenced"
+    assert len(costly["ready_waves"]) < len(free["ready_waves"])
+    assert costly["preload_bytes"] < free["preload_bytes"]
+    assert costly["arena_bytes"] > free["arena_bytes"]
+    assert np.array_equal(ys["free"], ys["costly"])
+    assert_matches_numpy(ys["free"], mlp_numpy(model, x, layers=16))
