@@ -52,7 +52,6 @@ class _Model:
         if self.fn is None:
             raise TexflowError(f"{m.name} has no function {self.prog['function']}")
         self.groups = {g["id"]: g for g in self.prog["groups"]}
-        self.load_order = [self.groups[i] for i in self.prog["load_order"]]
         self.release_stages = list(self.prog["release_stages"])
         dev = session.device
         self.buffers, self.host = {}, {}
