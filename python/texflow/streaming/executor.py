@@ -42,7 +42,8 @@ import numpy as np
 from texflow.errors import TexflowError
 
 from .model import format_bytes, parse_bytes
-from .run_common import Event, RunStats, _allocator_counts_of, _check_sha, _pread_exact
+from .run_common import (ArchiveFiles, Event, RunStats, _allocator_counts_of, _check_sha,
+                         _pread_exact, allocator_peak_since)
 from .program import StreamedModel, load_streamed
 from .segments import plan_from_json, segment_problem
 
@@ -65,7 +66,7 @@ class _Group:
     verified: bool = False
 
 
-class StreamingSession:
+class StreamingSession(ArchiveFiles):
     """Run streamed modules in sequence under one memory budget.
 
     Fenced modules (texflow-wstream-fence, the default) are run by
@@ -111,7 +112,7 @@ class StreamingSession:
         self._alloc_base = None
         if driver != "vulkan":
             try:
-                self._alloc_base = self._allocator_counts(rt.get_first_device([driver]))
+                self._alloc_base = _allocator_counts_of(rt.get_first_device([driver]))
             except (RuntimeError, ValueError):
                 pass  # Module below reports a driver that does not start
         # Modules on one device: the first one starts the driver, the others share its
@@ -478,22 +479,9 @@ class StreamingSession:
             last[("value", vid)] = 10 ** 9
         return last
 
-    def _allocator_counts(self, device) -> tuple[int, int] | None:
-        if self.driver == "vulkan":
-            return None  # Vulkan's allocator peak is cumulative: not a peak
-        return _allocator_counts_of(device)
-
     def allocator_peak(self) -> int | None:
-        """The most bytes IREE's allocator held for this session, beyond what was live when it
-        began; None where that cannot be told: on Vulkan, or when the process had peaked
-        higher before the session began (its peak then stays the earlier one)."""
-        now, base = self._allocator_counts(self.device), self._alloc_base
-        if now is None or base is None:
-            return None
-        (peak, _), (peak0, live0) = now, base
-        if peak <= peak0 and peak0 > live0:
-            return None
-        return peak - live0
+        """The most bytes IREE's allocator held for this session (`allocator_peak_since`)."""
+        return allocator_peak_since(self.device, self.driver, self._alloc_base)
 
     def summary(self) -> dict:
         s = self.last
@@ -536,17 +524,6 @@ class StreamingSession:
             "plan": planned,
             "events": [dataclasses.asdict(e) for e in self.last.events],
         }
-
-    def close(self) -> None:
-        for fd in getattr(self, "_fds", []):
-            os.close(fd)
-        self._fds = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def evict_file(path: str) -> None:

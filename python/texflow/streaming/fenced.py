@@ -33,7 +33,8 @@ import numpy as np
 
 from texflow.errors import TexflowError
 
-from .run_common import Event, RunStats, _allocator_counts_of, _pread_exact
+from .run_common import (ArchiveFiles, Event, RunStats, _allocator_counts_of, _pread_exact,
+                         allocator_peak_since)
 from .model import format_bytes, parse_bytes
 from .program import StreamedModel
 
@@ -93,7 +94,7 @@ class _Model:
         return n
 
 
-class FencedSession:
+class FencedSession(ArchiveFiles):
     """Run fenced streamed modules in sequence (the `StreamingSession` interface)."""
 
     def __init__(self, models: list[StreamedModel], memory_budget=None, driver: str = "local-task",
@@ -300,15 +301,7 @@ class FencedSession:
         return outs
 
     def allocator_peak(self) -> int | None:
-        if self.driver == "vulkan" or self._alloc_base is None:
-            return None
-        now = _allocator_counts_of(self.device)
-        if now is None:
-            return None
-        (peak, _), (peak0, live0) = now, self._alloc_base
-        if peak <= peak0 and peak0 > live0:
-            return None
-        return peak - live0
+        return allocator_peak_since(self.device, self.driver, self._alloc_base)
 
     def summary(self) -> dict:
         s = self.last
@@ -347,17 +340,6 @@ class FencedSession:
                      for st in self.state for i, s in enumerate(st.prog["stages"])],
             "events": [dataclasses.asdict(e) for e in self.last.events],
         }
-
-    def close(self) -> None:
-        for fd in getattr(self, "_fds", []):
-            os.close(fd)
-        self._fds = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 __all__ = ["FencedSession", "is_fenced"]

@@ -59,3 +59,35 @@ def _pread_exact(fd: int, host: np.ndarray, offset: int, path: str, key: str) ->
 def _check_sha(host: np.ndarray, e, path: str) -> None:
     if hashlib.sha256(memoryview(host).cast("B")).hexdigest() != e.sha256:
         raise TexflowError(f"{path}: weight '{e.key}' fails its sha256 check (corrupt file)")
+
+
+def allocator_peak_since(device, driver: str, base) -> int | None:
+    """The most bytes IREE's allocator held since `base` (`_allocator_counts_of` when a session
+    began), beyond what was live then; None where that cannot be told: on Vulkan (its peak is
+    cumulative), or when the process had peaked higher before (the peak stays the earlier one)."""
+    if driver == "vulkan" or base is None:
+        return None
+    now = _allocator_counts_of(device)
+    if now is None:
+        return None
+    (peak, _), (peak0, live0) = now, base
+    if peak <= peak0 and peak0 > live0:
+        return None
+    return peak - live0
+
+
+class ArchiveFiles:
+    """A session's open archive descriptors (`_fds`), closed by `close` or on leaving `with`."""
+
+    _fds: list
+
+    def close(self) -> None:
+        for fd in getattr(self, "_fds", []):
+            os.close(fd)
+        self._fds = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
