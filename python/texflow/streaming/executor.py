@@ -43,7 +43,7 @@ from texflow.errors import TexflowError
 
 from .model import format_bytes, parse_bytes
 from .run_common import (ArchiveFiles, Event, RunStats, _allocator_counts_of, _check_sha,
-                         _pread_exact, allocator_peak_since)
+                         _pread_exact, allocator_peak_since, check_chain, map_archive_entry)
 from .program import StreamedModel, load_streamed
 from .segments import plan_from_json, segment_problem
 
@@ -99,7 +99,7 @@ class StreamingSession(ArchiveFiles):
         self.models: list[StreamedModel] = self._loaded
         if not self.models:
             raise TexflowError("no module to run")
-        self._check_chain()
+        check_chain(self.models)
         self.policy = policy
         self.verify = verify
         self.time_limit = time_limit
@@ -271,8 +271,6 @@ class StreamingSession(ArchiveFiles):
         g.ready.set()
 
     def _make_mappings(self) -> None:
-        from iree.runtime.array_interop import map_dtype_to_element_type
-        rt = self._rt
         self._mapped_views = {}
         self._mmaps = []  # kept here: the imported HalBuffer did not keep its mapping alive
         if self.driver == "vulkan":
@@ -281,18 +279,8 @@ class StreamingSession(ArchiveFiles):
             if not g.mapped:
                 continue
             m = self.models[g.model]
-            views = {}
-            for key in g.keys:
-                e = m.entries[key]
-                mm = np.memmap(m.archive_path, dtype=np.uint8, mode="c", offset=e.offset,
-                               shape=(e.length,))
-                self._mmaps.append(mm)
-                buf = self.device.allocator.import_host_allocation(
-                    mm, int(rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE),
-                    int(rt.BufferUsage.DEFAULT))
-                views[key] = rt.HalBufferView(buf, list(e.shape),
-                                              map_dtype_to_element_type(np.dtype(e.dtype)))
-            self._mapped_views[g.gid] = views
+            self._mapped_views[g.gid] = {key: map_archive_entry(self.device, m, key, self._mmaps)
+                                         for key in g.keys}
 
     def _cost(self, g: _Group) -> int:
         """Bytes a loaded group holds: a mapped table what its gathers can touch;
@@ -344,18 +332,6 @@ class StreamingSession(ArchiveFiles):
                 g.ready.set()
 
     # -- running --------------------------------------------------------------------
-    def check_inputs(self, inputs) -> list[np.ndarray]:
-        from texflow.runtime import TensorSpec, dtype_text
-        specs = [TensorSpec.parse(t) for t in self.models[0].program["inputs"]]
-        inputs = [np.ascontiguousarray(a) for a in inputs]
-        if len(inputs) != len(specs):
-            raise TexflowError(f"{self.models[0].name} takes {len(specs)} input(s), "
-                               f"got {len(inputs)}")
-        for i, (s, a) in enumerate(zip(specs, inputs)):
-            if not s.matches(a):
-                raise TexflowError(f"input {i}: expected {s}, got {dtype_text(a)}")
-        return inputs
-
     def run(self, *inputs) -> list[np.ndarray]:
         """Run the models in turn (each one's outputs feed the next); numpy outputs."""
         rt = self._rt
@@ -459,14 +435,6 @@ class StreamingSession(ArchiveFiles):
             e.t1 -= t_start
         self.last = stats
         return outputs
-
-    def _check_chain(self) -> None:
-        """Each model's outputs must be the next one's inputs (checked before any compute)."""
-        for a, b in zip(self.models, self.models[1:]):
-            got, want = a.program["output_types"], b.program["inputs"]
-            if list(got) != list(want):
-                raise TexflowError(f"{a.name} returns {', '.join(got)} but "
-                                   f"{b.name} takes {', '.join(want)}")
 
     @staticmethod
     def _last_uses(prog) -> dict:

@@ -34,7 +34,7 @@ import numpy as np
 from texflow.errors import TexflowError
 
 from .run_common import (ArchiveFiles, Event, RunStats, _allocator_counts_of, _pread_exact,
-                         allocator_peak_since)
+                         allocator_peak_since, check_chain, map_archive_entry)
 from .model import format_bytes, parse_bytes
 from .program import StreamedModel
 
@@ -64,7 +64,7 @@ class _Model:
         for g in self.prog["groups"]:
             if g["region"] == "mapped":
                 for key in g["keys"]:
-                    self.mapped_views[key] = session._map_entry(m, key, self._mmaps)
+                    self.mapped_views[key] = map_archive_entry(session.device, m, key, self._mmaps)
         self.ready = dev.create_semaphore(0)
         self.release = {s: dev.create_semaphore(0) for s in self.release_stages}
         self.done = dev.create_semaphore(0)
@@ -110,11 +110,7 @@ class FencedSession(ArchiveFiles):
         self._rt = rt
         self.models = models
         self.policy, self.verify, self.driver = policy, verify, driver
-        for a, b in zip(models, models[1:]):
-            got, want = a.program["output_types"], b.program["inputs"]
-            if list(got) != list(want):
-                raise TexflowError(f"{a.name} returns {', '.join(got)} but "
-                                   f"{b.name} takes {', '.join(want)}")
+        check_chain(models)
         compile_budget = max(m.program["budget_bytes"] for m in models)
         self.budget = parse_bytes(memory_budget) if memory_budget is not None else compile_budget
         self.weights_bytes = sum(m.program["preload_bytes"] + m.program["arena_bytes"] +
@@ -172,30 +168,7 @@ class FencedSession(ArchiveFiles):
         host = mapping.asarray([nbytes], np.dtype(np.uint8))
         return (buf, mapping), host
 
-    def _map_entry(self, m: StreamedModel, key: str, keep: list):
-        from iree.runtime.array_interop import map_dtype_to_element_type
-        rt = self._rt
-        e = m.entries[key]
-        mm = np.memmap(m.archive_path, dtype=np.uint8, mode="c", offset=e.offset, shape=(e.length,))
-        keep.append(mm)
-        buf = self.device.allocator.import_host_allocation(
-            mm, int(rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE),
-            int(rt.BufferUsage.DEFAULT))
-        return rt.HalBufferView(buf, list(e.shape), map_dtype_to_element_type(np.dtype(e.dtype)))
-
     # -- running ------------------------------------------------------------------
-    def check_inputs(self, inputs) -> list[np.ndarray]:
-        from texflow.runtime import TensorSpec, dtype_text
-        specs = [TensorSpec.parse(t) for t in self.models[0].program["inputs"]]
-        inputs = [np.ascontiguousarray(a) for a in inputs]
-        if len(inputs) != len(specs):
-            raise TexflowError(f"{self.models[0].name} takes {len(specs)} input(s), "
-                               f"got {len(inputs)}")
-        for i, (s, a) in enumerate(zip(specs, inputs)):
-            if not s.matches(a):
-                raise TexflowError(f"input {i}: expected {s}, got {dtype_text(a)}")
-        return inputs
-
     def _args(self, st: _Model, r: int, xs: list, wait):
         """The VM argument list of run `r` (fences at this run's values)."""
         rt = self._rt

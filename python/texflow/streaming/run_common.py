@@ -76,10 +76,48 @@ def allocator_peak_since(device, driver: str, base) -> int | None:
     return peak - live0
 
 
+def map_archive_entry(device, model, key: str, keep: list):
+    """A view of weight `key` mapped from `model`'s archive and imported without a copy (a
+    table only gathered from: the pages its rows touch are read).  The mapping goes in `keep`:
+    the imported buffer does not keep it alive."""
+    import iree.runtime as rt
+    from iree.runtime.array_interop import map_dtype_to_element_type
+    e = model.entries[key]
+    mm = np.memmap(model.archive_path, dtype=np.uint8, mode="c", offset=e.offset,
+                   shape=(e.length,))
+    keep.append(mm)
+    buf = device.allocator.import_host_allocation(
+        mm, int(rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE), int(rt.BufferUsage.DEFAULT))
+    return rt.HalBufferView(buf, list(e.shape), map_dtype_to_element_type(np.dtype(e.dtype)))
+
+
+def check_chain(models) -> None:
+    """Each model's outputs must be the next one's inputs (checked before any compute)."""
+    for a, b in zip(models, models[1:]):
+        got, want = a.program["output_types"], b.program["inputs"]
+        if list(got) != list(want):
+            raise TexflowError(f"{a.name} returns {', '.join(got)} but "
+                               f"{b.name} takes {', '.join(want)}")
+
+
 class ArchiveFiles:
-    """A session's open archive descriptors (`_fds`), closed by `close` or on leaving `with`."""
+    """What both sessions do the same way: check a run's inputs against the first model, and
+    keep the archive descriptors (`_fds`), closed by `close` or on leaving `with`."""
 
     _fds: list
+    models: list
+
+    def check_inputs(self, inputs) -> list[np.ndarray]:
+        from texflow.runtime import TensorSpec, dtype_text
+        specs = [TensorSpec.parse(t) for t in self.models[0].program["inputs"]]
+        inputs = [np.ascontiguousarray(a) for a in inputs]
+        if len(inputs) != len(specs):
+            raise TexflowError(f"{self.models[0].name} takes {len(specs)} input(s), "
+                               f"got {len(inputs)}")
+        for i, (s, a) in enumerate(zip(specs, inputs)):
+            if not s.matches(a):
+                raise TexflowError(f"input {i}: expected {s}, got {dtype_text(a)}")
+        return inputs
 
     def close(self) -> None:
         for fd in getattr(self, "_fds", []):
