@@ -20,6 +20,8 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
+
 from . import harness, models, report
 
 DRIVERS = {"llvm-cpu": "local-task"}
@@ -51,7 +53,8 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="default",
                    help=f"comma-separated ({', '.join(models.MODELS)}), 'default' "
-                        f"({','.join(models.DEFAULT_MODELS)}) or 'all'")
+                        f"({','.join(models.DEFAULT_MODELS)}) or 'all'; corpus models as "
+                        f"corpus:NAME or corpus:FAMILY")
     p.add_argument("--targets", default="llvm-cpu",
                    help="comma-separated texflow targets: llvm-cpu, vulkan-generic, vulkan-nvidia, ...")
     p.add_argument("--variants", default="plain,texflow",
@@ -68,6 +71,10 @@ def parse_args(argv):
     p.add_argument("--mnn", action="store_true",
                    help="also time MNN (PyPI `mnn`, CPU backend, same threads; converted with its "
                         "ONNX converter) as a peer, in its own child process")
+    p.add_argument("--ncnn", action="store_true",
+                   help="also time ncnn (PyPI `ncnn`, converted from the PyTorch model with "
+                        "`pnnx`) in fp32 and with its fp16 defaults, each in a child process: "
+                        "on its Vulkan backend for Vulkan targets, its CPU backend for llvm-cpu")
     p.add_argument("--check-cli", action="store_true",
                    help="also count dispatches with iree-import-onnx + iree-compile and compare")
     p.add_argument("--no-dispatch-count", action="store_true")
@@ -79,8 +86,29 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
+def resolve_models(spec: str) -> list[str]:
+    """`--models`: suite names (or 'default' / 'all') and corpus models as `corpus:NAME` or
+    `corpus:FAMILY` (texflow.bench.corpus)."""
+    from . import corpus
+    items = [x.strip() for x in spec.split(",") if x.strip()]
+    suite = [x for x in items if not x.startswith("corpus:")]
+    out = models.resolve(",".join(suite)) if suite else []
+    for x in items:
+        if x.startswith("corpus:"):
+            out += [f"corpus:{c}" for c in corpus.resolve(x[len("corpus:"):])]
+    return out
+
+
+def build_model(name: str, rebuild: bool, prog: Progress):
+    log = lambda s: prog.step(s.strip())  # noqa: E731
+    if name.startswith("corpus:"):
+        from . import corpus
+        return corpus.build(name[len("corpus:"):], rebuild=rebuild, log=log)
+    return models.build(name, rebuild=rebuild, log=log)
+
+
 def bench_model(name: str, target: str, a, prog: Progress, ort_cache: dict) -> dict:
-    cm = models.build(name, rebuild=a.rebuild, log=lambda s: prog.step(s.strip()))
+    cm = build_model(name, a.rebuild, prog)
     meta = cm.meta
     entry = {"model": name, "target": target, "summary": meta["summary"],
              "parameters": meta["parameters"], "inputs": meta["inputs"], "variants": {}}
@@ -125,6 +153,8 @@ def bench_model(name: str, target: str, a, prog: Progress, ort_cache: dict) -> d
                                               ref_npz=cm.dir / "ref.npz")
             except Exception as e:  # noqa: BLE001
                 entry[rt] = {"error": str(e)[:300]}
+    if a.ncnn and vmfbs and reps:
+        peers.update(ncnn_peers(name, cm, a.threads, driver, entry, prog))
     if vmfbs:
         names = " and ".join(harness.PeerChild.NAMES[k] for k in peers)
         prog.step(f"{name} / {target}: running {', '.join(vmfbs)}"
@@ -137,7 +167,10 @@ def bench_model(name: str, target: str, a, prog: Progress, ort_cache: dict) -> d
             for p in peers.values():
                 p.close()
         for k, p in peers.items():
-            entry[k] = dict(runs.pop(k), threads=a.threads, interleaved=True, max_abs=p.max_abs)
+            entry[k] = dict(runs.pop(k), threads=a.threads, interleaved=True, max_abs=p.max_abs,
+                            **({"device": p.device_name} if p.device_name else {}))
+            if p.max_abs is not None:
+                entry[k]["max_rel"] = p.max_abs / max(float(np.abs(cm.reference()[0]).max()), 1e-30)
         for k, d in runs.items():
             entry["variants"][k].update(d)
         del vmfbs
@@ -150,13 +183,34 @@ def bench_model(name: str, target: str, a, prog: Progress, ort_cache: dict) -> d
     return entry
 
 
+def ncnn_peers(name: str, cm, threads: int, driver: str, entry: dict, prog: Progress) -> dict:
+    """ncnn fp32 and fp16 children for one model; a conversion or load failure is recorded
+    in `entry` under the peer's key, one line, and the run goes on without it."""
+    from . import ncnn_peer
+    try:
+        paths = ncnn_peer.convert(cm, ncnn_peer.spec_of(name), log=lambda s: prog.step(s.strip()))
+    except ncnn_peer.NcnnError as e:
+        for k in ("ncnn", "ncnn-fp16"):
+            entry[k] = {"error": f"conversion: {e}"}
+        return {}
+    out = {}
+    for k, prec in (("ncnn", "fp32"), ("ncnn-fp16", "fp16")):
+        try:
+            out[k] = harness.PeerChild(paths[prec][0], cm.dir / "inputs.npz", threads, k,
+                                       ref_npz=cm.dir / "ref.npz",
+                                       device="vulkan" if driver == "vulkan" else "cpu")
+        except Exception as e:  # noqa: BLE001
+            entry[k] = {"error": str(e)[:300]}
+    return out
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "corpus":  # texflow-bench corpus ...: the corpus mode (corpus_run.py)
         from . import corpus_run
         return corpus_run.main(argv[1:])
     a = parse_args(argv)
-    names = models.resolve(a.models)
+    names = resolve_models(a.models)
     a.targets = [t.strip() for t in a.targets.split(",") if t.strip()]
     a.variants = [v.strip() for v in a.variants.split(",") if v.strip()]
     if a.data_tiling:
@@ -170,7 +224,7 @@ def main(argv=None) -> int:
     prog = Progress(len(names) * len(a.targets))
     if a.build_only:
         for n in names:
-            models.build(n, rebuild=a.rebuild, log=lambda s: prog.step(s.strip()))
+            build_model(n, a.rebuild, prog)
         return 0
     harness.set_threads(a.threads)
     date = dt.datetime.now().astimezone()

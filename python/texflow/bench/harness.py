@@ -204,9 +204,12 @@ class PeerChild:
     """A peer runtime (ONNX Runtime or MNN) in a child process that runs one timed inference
     per request.  Its first output's largest difference from the reference is in `max_abs`."""
 
-    NAMES = {"ort": "ONNX Runtime", "mnn": "MNN"}
+    NAMES = {"ort": "ONNX Runtime", "mnn": "MNN", "ncnn": "ncnn fp32", "ncnn-fp16": "ncnn fp16"}
 
-    def __init__(self, onnx_path, inputs_npz, threads: int, runtime: str = "ort", ref_npz=None):
+    def __init__(self, onnx_path, inputs_npz, threads: int, runtime: str = "ort", ref_npz=None,
+                 device: str = "cpu"):
+        """`onnx_path`: the model file the runtime reads (for ncnn its .ncnn.param, the .bin
+        beside it); `device`: "vulkan" runs ncnn on its Vulkan backend (the others are CPU)."""
         import tempfile
         self.runtime = runtime
         # the child's stderr goes to a file: a converter's chatter would fill a pipe nobody
@@ -214,7 +217,7 @@ class PeerChild:
         self._err = tempfile.TemporaryFile(mode="w+")
         self.p = subprocess.Popen(
             [sys.executable, "-m", "texflow.bench.harness", "serve", runtime, str(onnx_path),
-             str(inputs_npz), str(threads), str(ref_npz or "")],
+             str(inputs_npz), str(threads), str(ref_npz or ""), device],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, text=True,
             bufsize=1)
         line = self.p.stdout.readline().strip()
@@ -223,7 +226,9 @@ class PeerChild:
             self._err.seek(0)
             err = self._err.read().strip().splitlines()
             raise RuntimeError(f"{self.NAMES[runtime]} child failed: {(err or [line])[-1][:300]}")
-        self.max_abs = float(line.split()[1]) if len(line.split()) > 1 else None
+        parts = line.split(maxsplit=2)
+        self.max_abs = float(parts[1]) if len(parts) > 1 and parts[1] != "nan" else None
+        self.device_name = parts[2] if len(parts) > 2 else None
 
     def __call__(self) -> float:
         self.p.stdin.write("run\n")
@@ -300,9 +305,20 @@ def _serve_main(argv: list[str]) -> None:
         argv = ["ort"] + argv
     runtime, onnx_path, inputs_npz, threads, ref_npz = argv[0], argv[1], argv[2], int(argv[3]), \
         (argv[4] if len(argv) > 4 else "")
+    device = argv[5] if len(argv) > 5 else "cpu"
     with np.load(inputs_npz) as z:
         inputs = [z[f"in{i}"] for i in range(len(z.files))]
-    if runtime == "mnn":
+    device_name = ""
+    if runtime.startswith("ncnn"):
+        from .ncnn_peer import NcnnRunner
+        with _StdoutToStderr():  # ncnn prints its device list from C++
+            r = NcnnRunner(onnx_path, os.path.splitext(onnx_path)[0] + ".bin", inputs,
+                           "fp16" if runtime == "ncnn-fp16" else "fp32", vulkan=device == "vulkan",
+                           threads=threads)
+            run = r.run
+            run()
+        device_name = " " + r.device
+    elif runtime == "mnn":
         with _StdoutToStderr():
             run = _mnn_runner(onnx_path, inputs, threads)
             run()  # MNN prints on its first inference too
@@ -313,13 +329,13 @@ def _serve_main(argv: list[str]) -> None:
 
         def run():
             return s.run(None, feed)
-    diff = ""
+    diff = " nan"
     if ref_npz:
         with np.load(ref_npz) as z:
             ref = z["out0"]
         out = np.asarray(run()[0], np.float64)
         diff = " " + repr(float(np.max(np.abs(out.reshape(ref.shape) - ref))))
-    print("ready" + diff, flush=True)
+    print("ready" + diff + device_name, flush=True)
     for line in sys.stdin:
         if line.strip() != "run":
             break

@@ -54,13 +54,16 @@ def _f(x, fmt="{:.1f}", none="–"):
         return str(x)
 
 
-PEERS = ("ort", "mnn")
+PEERS = ("ort", "mnn", "ncnn", "ncnn-fp16")
+PEER_TITLES = {"ort": "ORT", "mnn": "MNN", "ncnn": "ncnn fp32", "ncnn-fp16": "ncnn fp16"}
+FP32_PEERS = ("ort", "mnn", "ncnn")  # texflow runs fp32: its peers at the same precision
 
 
 def best_peer_ratio(e: dict) -> float | None:
-    """texflow's median over the best peer's (ONNX Runtime or MNN): issue 8's figure."""
+    """texflow's median over the best fp32 peer's (ONNX Runtime, MNN or ncnn fp32): issue 8's
+    figure, and issue 20's for ncnn."""
     t = _v(e, "texflow").get("median_ms")
-    ps = [(e.get(k) or {}).get("median_ms") for k in PEERS]
+    ps = [(e.get(k) or {}).get("median_ms") for k in FP32_PEERS]
     ps = [x for x in ps if x]
     return t / min(ps) if t and ps else None
 
@@ -128,13 +131,13 @@ def latency_table(rows: list[dict], variants: list[str]) -> list[str]:
         best = "plain+dt" in variants and "texflow+dt" in variants
         L += ["Latency, median ms (fastest repetition in brackets), and paired ratios "
               "(median over repetitions of the two times of one repetition):", ""]
-        has_mnn = any((e.get("mnn") or {}).get("median_ms") for e in timed)
-        hdr = ["model"] + [f"{v} ms" for v in variants] + (["ORT ms"] if has_ort else []) + \
-            (["MNN ms"] if has_mnn else [])
+        peers = [k for k in PEERS if any((e.get(k) or {}).get("median_ms") or
+                                         (e.get(k) or {}).get("error") for e in timed)]
+        hdr = ["model"] + [f"{v} ms" for v in variants] + [f"{PEER_TITLES[k]} ms" for k in peers]
         hdr += ["texflow/plain"] + (["texflow+dt/plain+dt", "best texflow / best IREE"]
                                     if best else [])
         hdr += (["best IREE/ORT"] if has_ort else [])
-        hdr += (["texflow / best peer"] if has_ort or has_mnn else [])
+        hdr += (["texflow / best fp32 peer"] if set(peers) & set(FP32_PEERS) else [])
         L.append("| " + " | ".join(hdr) + " |")
         L.append("|" + "---|" * len(hdr))
         for e in timed:
@@ -144,13 +147,10 @@ def latency_table(rows: list[dict], variants: list[str]) -> list[str]:
                 r.append("failed" if _err(d) else
                          f"{_f(d.get('median_ms'), '{:.1f}')} ({_f(d.get('min_ms'), '{:.1f}')})")
             o = e.get("ort") or {}
-            if has_ort:
-                r.append(f"{_f(o.get('median_ms'), '{:.1f}')} ({_f(o.get('min_ms'), '{:.1f}')})"
-                         if o.get("median_ms") else ("failed" if o.get("error") else "–"))
-            if has_mnn:
-                mn = e.get("mnn") or {}
-                r.append(f"{_f(mn.get('median_ms'), '{:.1f}')} ({_f(mn.get('min_ms'), '{:.1f}')})"
-                         if mn.get("median_ms") else ("failed" if mn.get("error") else "–"))
+            for k in peers:
+                pd = e.get(k) or {}
+                r.append(f"{_f(pd.get('median_ms'), '{:.1f}')} ({_f(pd.get('min_ms'), '{:.1f}')})"
+                         if pd.get("median_ms") else ("failed" if pd.get("error") else "–"))
             r.append(_f(ratio(e, "texflow", "plain"), "{:.3f}"))
             if best:
                 r.append(_f(ratio(e, "texflow+dt", "plain+dt"), "{:.3f}"))
@@ -160,26 +160,33 @@ def latency_table(rows: list[dict], variants: list[str]) -> list[str]:
                 ps = [x for x in ps if x]
                 om = o.get("median_ms")
                 r.append(_f(min(ps) / om if ps and om else None, "{:.2f}x"))
-            if has_ort or has_mnn:
+            if set(peers) & set(FP32_PEERS):
                 r.append(_f(best_peer_ratio(e), "{:.2f}x"))
             L.append("| " + " | ".join(str(x) for x in r) + " |")
         L.append("")
-    L += ["Accuracy against ONNX Runtime's CPU outputs (max abs / max rel over the variants):", "",
-          "| model | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
+    checked = [k for k in PEERS if k != "ort" and any("max_rel" in (e.get(k) or {}) or
+                                                      (e.get(k) or {}).get("error") for e in rows)]
+    cols = variants + [PEER_TITLES[k] for k in checked]
+    L += ["Accuracy against ONNX Runtime's CPU outputs (max abs / max rel):", "",
+          "| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    failures = []
     for e in rows:
         if e.get("error"):
             continue
         r = [e["model"]]
-        for v in variants:
-            d = _v(e, v)
+        for d in [_v(e, v) for v in variants] + [e.get(k) or {} for k in checked]:
             if d.get("error") and "max_abs" not in d:
                 r.append("failed")
-            elif "max_abs" in d:
+            elif d.get("max_abs") is not None and "max_rel" in d:
                 r.append(f"{d['max_abs']:.1e} / {d['max_rel']:.1e}")
             else:
                 r.append("–")
         L.append("| " + " | ".join(r) + " |")
+        failures += [f"- {e['model']}, {PEER_TITLES[k]}: {(e.get(k) or {})['error']}"
+                     for k in PEERS if (e.get(k) or {}).get("error")]
     L.append("")
+    if failures:
+        L += ["Peers that could not run a model:", ""] + failures + [""]
     return L
 
 
