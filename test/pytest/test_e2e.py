@@ -78,3 +78,46 @@ def test_layout_phase_removes_the_transforms(tmp_path, name, stat):
     res = Compiler(CompileOptions(compile_to="texflow-finalize")).compile_file(str(tmp_path / "m.onnx"))
     assert res.statistics["texflow-eliminate-layout"].get(stat, 0) >= 2
     assert "linalg.transpose" not in res.mlir
+
+
+def _two_outputs_with_indices():
+    """y = x + 1 and z = gather(table, ids) * 2: two results, a float and an int64 input."""
+    from onnx import TensorProto as T
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+    table = np.arange(40, dtype=np.float32).reshape(10, 4)
+    g = h.make_graph([
+        h.make_node("Add", ["x", "one"], ["y"]),
+        h.make_node("Gather", ["table", "ids"], ["g"], axis=0),
+        h.make_node("Mul", ["g", "two"], ["z"]),
+    ], "g", [h.make_tensor_value_info("x", T.FLOAT, [2, 3]),
+             h.make_tensor_value_info("ids", T.INT64, [5])],
+        [h.make_tensor_value_info("y", T.FLOAT, [2, 3]),
+         h.make_tensor_value_info("z", T.FLOAT, [5, 4])],
+        initializer=[nh.from_array(np.float32(1.0).reshape(()), "one"),
+                     nh.from_array(np.float32(2.0).reshape(()), "two"),
+                     nh.from_array(table, "table")])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m, table
+
+
+@pytest.mark.vulkan
+def test_vulkan_calls_reuse_mapped_buffers(tmp_path, vulkan):
+    """Vulkan calls go through buffers made once (texflow.runtime._IOBuffers): every call must
+    see its own inputs and return its own results, as independent arrays."""
+    model, table = _two_outputs_with_indices()
+    mod = Module(compile_model(tmp_path, model, "vulkan-generic").vmfb, driver="vulkan")
+    rng = np.random.default_rng(3)
+    kept = []
+    for i in range(3):
+        x = rng.standard_normal((2, 3)).astype(np.float32)
+        ids = rng.integers(0, 10, 5).astype(np.int64)
+        y, z = mod(x, ids)
+        np.testing.assert_allclose(y, x + 1, rtol=1e-6)
+        np.testing.assert_array_equal(z, table[ids] * 2)
+        kept.append((y.copy(), y, z))
+        y[...] = -7  # the caller's array: must not be the module's buffer
+    assert list(mod._io) == ["g"]  # the mapped path ran (the graph is named g)
+    for want, got, _ in kept[:-1]:
+        assert not np.shares_memory(got, kept[-1][1])
