@@ -18,3 +18,4 @@ from .precision import demote_f16  # noqa: F401
 from .cpu import pack_matmul  # noqa: F401
 from .cpu import rewrite_softmax  # noqa: F401
 from .cpu import fuse_attention  # noqa: F401
+from .abi import output_storage  # noqa: F401

@@ -30,6 +30,7 @@ from .layout.raise_layout import RaiseLayout
 from .layout.verify import VerifyLayout
 from .precision.demote_f16 import DemoteF16
 from .registry import Pass, parse_pass, split_pipeline
+from .abi.output_storage import AbiOutputStorage
 from .wstream.lower import WStreamLower
 from .wstream.fence import WStreamFence
 from .wstream.outline import WStreamOutline
@@ -113,7 +114,9 @@ def finalize_passes(segments: bool, mode: str = "fenced", target: str = "llvm-cp
     (texflow-wstream-outline; also fenced's fallback where its arena exceeds the budget).
     Otherwise wstream ops are lowered in place."""
     if not segments:
-        return [WStreamLower(), VerifyLowered()]
+        # Vulkan: results written into caller storage (no read-back copy after each call)
+        return [WStreamLower(), VerifyLowered()] + \
+            ([AbiOutputStorage()] if target.startswith("vulkan") else [])
     if mode not in STREAM_MODES:
         raise ValueError(f"unknown streaming mode '{mode}' ({', '.join(STREAM_MODES)})")
     costs = FENCE_COSTS.get(target.split("-")[0], {})

@@ -267,7 +267,8 @@ class Compiler:
                         na = d[i]
                         entries[na.name] = na.attr
                 fname = ir.StringAttr(op.attributes["sym_name"]).value
-                body = funcs.get(fname + "$async", op)
+                base = fname[:-len("$into")] if fname.endswith("$into") else fname
+                body = funcs.get(base + "$async", op)
                 ins, outs = _abi_signature(body)
                 entries["texflow.inputs"] = ir.StringAttr.get(",".join(ins))
                 entries["texflow.outputs"] = ir.StringAttr.get(",".join(outs))

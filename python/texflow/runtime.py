@@ -18,6 +18,8 @@ Why this wrapper exists:
   for the call alone.  So a texflow module's call on Vulkan (`_IOBuffers`) writes its
   inputs into device-local, host-visible buffers made once and kept mapped (no upload
   submission), and copies its results into host buffers made once, with one wait.
+  Where the module has `X$into` (texflow-abi-output-storage, Vulkan targets), the
+  results are written straight into host-local buffers instead: one submission a call.
 """
 
 from __future__ import annotations
@@ -80,8 +82,10 @@ class Module:
             probe = load(rt.VmInstance())
         except (RuntimeError, ValueError) as e:
             raise TexflowError(f"not a valid IREE module: {str(e).splitlines()[0]}") from None
+        # `X$async` and `X$into` (results into caller storage, texflow-abi-output-storage)
+        # are other forms of `X`
         self.function_names = [n for n in probe.function_names
-                               if n != "__init" and not n.endswith("$async")]
+                               if n != "__init" and not n.endswith(("$async", "$into"))]
         # every function's reflection (a fenced streamed module has only `X$async`)
         self.reflection = {n: dict(probe.lookup_function(n).reflection)
                            for n in probe.function_names if n != "__init"}
@@ -250,6 +254,20 @@ class _IOBuffers:
         self.outputs: list = []  # (buffer, mapping, nbytes) per result, made on first use
         self.sem = self.device.create_semaphore(0)
         self.tick = 0
+        # A module compiled with texflow-abi-output-storage has `X$into`: its results are
+        # written into host-local buffers given here, kept mapped (no copy, no second wait).
+        self.storage = None
+        _, outs = module.signature(fn_name)
+        into = module.vm_module.lookup_function(fn_name + "$into") \
+            if fn_name + "$into" in module.reflection else None
+        if into is not None and outs and _IOBuffers.fits(outs):
+            self.fn, self.storage = into, []
+            for spec in outs:
+                dt = np.dtype(DTYPES[spec.dtype])
+                nbytes = max(int(np.prod(spec.shape, dtype=np.int64)) * dt.itemsize, 1)
+                buf = self._alloc(nbytes, (rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE,),
+                                  rt.BufferUsage.DEFAULT | rt.BufferUsage.MAPPING)
+                self.storage.append((buf, buf.map(), list(spec.shape), dt))
 
     def _alloc(self, nbytes: int, memory_types, usage):
         for mt in memory_types:
@@ -270,11 +288,15 @@ class _IOBuffers:
                 else:  # a 0-d input: the bytes themselves
                     mapping.asarray([nbytes // x.dtype.itemsize], x.dtype)[...] = x.reshape(-1)
                 args.push_ref(view)
+            for buf, *_ in self.storage or ():
+                args.push_ref(buf)
             ret = rt.VmVariantList(4)
             try:
                 self.module.context.vm_context.invoke(self.fn, args, ret)
             except (RuntimeError, ValueError) as e:
                 raise TexflowError(f"{self.name} failed: {str(e).splitlines()[0]}") from None
+            if self.storage is not None:  # the results are in the storage, the call is done
+                return [np.array(m.asarray(shape, dt)) for _, m, shape, dt in self.storage]
             views = [ret.get_as_ref(i).deref(rt.HalBufferView) for i in range(len(ret))]
             start = self.tick
             for i, bv in enumerate(views):

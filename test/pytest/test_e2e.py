@@ -119,5 +119,14 @@ def test_vulkan_calls_reuse_mapped_buffers(tmp_path, vulkan):
         kept.append((y.copy(), y, z))
         y[...] = -7  # the caller's array: must not be the module's buffer
     assert list(mod._io) == ["g"]  # the mapped path ran (the graph is named g)
+    # results were written into caller storage (texflow-abi-output-storage's g$into)
+    assert mod._io["g"].storage is not None and "g$into" in mod.reflection
+    assert mod.function_names == ["g"]
     for want, got, _ in kept[:-1]:
         assert not np.shares_memory(got, kept[-1][1])
+    # `g` itself keeps its signature and allocates its own results, for any other caller
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    ids = rng.integers(0, 10, 5).astype(np.int64)
+    y, z = (mod.to_numpy(r) for r in mod.context.modules.module["g"](x, ids))
+    np.testing.assert_allclose(y, x + 1, rtol=1e-6)
+    np.testing.assert_array_equal(z, table[ids] * 2)

@@ -1,0 +1,1 @@
+"""Passes on the module's calling interface (IREE's ABI functions)."""
