@@ -106,17 +106,19 @@ STREAM_MODES = ("fenced", "segments")
 FENCE_COSTS = {"vulkan": {"fence_us": 1300.0, "load_gbps": 6.4}}
 
 
-def finalize_passes(segments: bool, mode: str = "fenced", target: str = "llvm-cpu") -> list[Item]:
+def finalize_passes(segments: bool, mode: str = "fenced", target: str = "llvm-cpu",
+                    output_storage: bool = True) -> list[Item]:
     """The texflow-finalize phase.  A streamed module (`segments`) is prepared for the
     streaming runtime: "fenced" keeps the function whole, its weights imported behind fences
     the runtime signals (texflow-wstream-fence; one call per run, no host round trip between
     stages); "segments" cuts it into functions taking their weights as arguments
     (texflow-wstream-outline; also fenced's fallback where its arena exceeds the budget).
-    Otherwise wstream ops are lowered in place."""
+    Otherwise wstream ops are lowered in place, and on Vulkan (`output_storage`: texflow's
+    compile, not plain IREE's) results are written into caller storage."""
     if not segments:
         # Vulkan: results written into caller storage (no read-back copy after each call)
         return [WStreamLower(), VerifyLowered()] + \
-            ([AbiOutputStorage()] if target.startswith("vulkan") else [])
+            ([AbiOutputStorage()] if output_storage and target.startswith("vulkan") else [])
     if mode not in STREAM_MODES:
         raise ValueError(f"unknown streaming mode '{mode}' ({', '.join(STREAM_MODES)})")
     costs = FENCE_COSTS.get(target.split("-")[0], {})

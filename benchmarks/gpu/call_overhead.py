@@ -3,12 +3,16 @@
     here:    python3 benchmarks/gpu/call_overhead.py prepare .gpu/calls [--models mobilenetv2]
     device:  python3 benchmarks/gpu/call_overhead.py measure .gpu/calls OUT --reps 200
 
-`prepare` compiles, for vulkan-nvidia, a one-op module (1x1000 add) and texflow's build of each
-model, each twice: as compiled, and with an output-storage argument (`iree.abi.output = 0`,
-IREE's ABI for "write result 0 into this buffer"). `measure` times one call in several ways,
+`prepare` compiles, for vulkan-nvidia, a one-op module (1x1000 add) twice: as is, and with an
+output-storage argument (`iree.abi.output = 0`, IREE's ABI for "write result 0 into this
+buffer"); and texflow's build of each model, whose `main_graph$into` is that form
+(texflow-abi-output-storage). `measure` times one call in several ways,
 interleaved, on one device:
 
-- `module`: texflow.runtime.Module as a user calls it: numpy in, numpy out.
+- `module`: texflow.runtime.Module as a user calls it: numpy in, numpy out (since texflow's
+  `_IOBuffers`, through mapped inputs and the output storage where the module has it).
+- `iree-invoker`: IREE's Python function invoker, as texflow.runtime called it before:
+  inputs uploaded, results read back through a staging buffer made per call.
 - `invoke`: the input already on the device, the result left there. This is the call's own
   submission and wait.
 - `upload+invoke`: numpy in (IREE's function invoker uploads it), the result left on the device.
@@ -79,9 +83,13 @@ def prepare(a) -> int:
     srcs = {"oneop": ONE_OP}
     from texflow.bench import models
     for n in [x for x in a.models.split(",") if x]:
+        # texflow's own compile: `main_graph` and, from texflow-abi-output-storage,
+        # `main_graph$into` (results into caller storage) in one module
         cm = models.build(n)
-        c = Compiler(CompileOptions(target=a.target, compile_to="texflow-finalize"))
-        srcs[n] = c.compile_module(c.load(str(cm.onnx_path))).mlir
+        vmfb = Compiler(CompileOptions(target=a.target)).compile_file(str(cm.onnx_path)).vmfb
+        (d / f"{n}.vmfb").write_bytes(vmfb)
+        manifest["modules"][n] = {"plain": f"{n}.vmfb", "outarg": f"{n}.vmfb",
+                                  "outarg_suffix": "$into"}
         np.savez(d / f"{n}.inputs.npz", **{f"in{i}": x for i, x in enumerate(cm.inputs())})
     for n, text in srcs.items():
         for kind, src in (("plain", text), ("outarg", with_output_arg(text))):
@@ -115,7 +123,8 @@ def measure(a) -> int:
         out["device"] = mod.device_name()
         fname = mod.function_names[0]
         ctx, fn = mod.context.vm_context, mod.vm_module.lookup_function(fname)
-        octx, ofn = om.context.vm_context, om.vm_module.lookup_function(fname)
+        octx = om.context.vm_context
+        ofn = om.vm_module.lookup_function(fname + kinds.get("outarg_suffix", ""))
         ref = mod(*xs)
         et = [rt.HalElementType.FLOAT_32 if x.dtype == np.float32 else rt.HalElementType.SINT_64
               for x in xs]
@@ -164,6 +173,8 @@ def measure(a) -> int:
 
         fns = {
             "module": lambda: mod(*xs)[0],
+            "iree-invoker": lambda: mod._staged_copy(
+                mod.context.modules.module[fname](*xs)._buffer_view),
             "invoke": lambda: call(ctx, fn, dev_in),
             "upload+invoke": lambda: mod.context.modules.module[fname](*xs),
             "invoke+readback": lambda: readback(call(ctx, fn, dev_in)),
@@ -172,7 +183,8 @@ def measure(a) -> int:
                                           np.array(host_arr))[1],
         }
         res = {}
-        for k in ("module", "invoke+readback", "mapped-in+readback", "mapped-in+out-arg"):
+        for k in ("module", "iree-invoker", "invoke+readback", "mapped-in+readback",
+                  "mapped-in+out-arg"):
             got = fns[k]()
             res[k] = {"max_abs_vs_module": float(np.max(np.abs(np.asarray(got) - ref[0])))}
         for k in ("invoke", "upload+invoke"):

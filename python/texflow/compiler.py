@@ -58,7 +58,8 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
                                                      target=options.target)))
     phases.append(Phase("texflow-finalize", "lower texflow dialects; check none reaches IREE",
                         pipelines.finalize_passes(bool(options.memory_budget and options.stream_segments),
-                                                  options.stream_mode, options.target)))
+                                                  options.stream_mode, options.target,
+                                                  output_storage=options.layout)))
     return phases
 
 
