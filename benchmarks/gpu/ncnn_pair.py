@@ -22,15 +22,15 @@ from pathlib import Path
 
 
 def prepare(a) -> int:
-    from texflow.bench import harness, models, ncnn_peer
+    from texflow.bench import corpus, harness, ncnn_peer
     d = Path(a.dir)
     d.mkdir(parents=True, exist_ok=True)
-    cm = models.build(a.model)
+    cm = corpus.build_any(a.model)
     for v in ("plain", "texflow"):
         r = harness.compile_variant(cm.onnx_path, "vulkan-nvidia", harness.VARIANTS[v],
                                     count_dispatches=False)
         (d / f"{v}.vmfb").write_bytes(r["vmfb"])
-    paths = ncnn_peer.convert(cm, ncnn_peer.spec_of(a.model))
+    paths = ncnn_peer.convert(cm, corpus.spec_any(a.model))
     shutil.copy(paths["fp32"][0], d / "fp32.ncnn.param")
     shutil.copy(paths["fp32"][1], d / "fp32.ncnn.bin")
     for f in ("inputs.npz", "ref.npz"):

@@ -28,6 +28,7 @@ import re
 import numpy as np
 from iree.compiler import ir
 
+from texflow import irutil
 from ..registry import Pass, register_pass
 
 INTO = "$into"
@@ -50,9 +51,16 @@ def _byte_size(t) -> int | None:
     return int(np.prod(t.shape, dtype=np.int64)) * width // 8
 
 
-def _attrs(op) -> dict:
-    a = op.attributes
-    return {a[i].name: a[i].attr for i in range(len(a))}
+def _recall(call, operands: list) -> None:
+    """Replace `call` (a util.call) by the same call on `operands`."""
+    a = call.attributes
+    with ir.InsertionPoint(call), call.location:
+        new = ir.Operation.create(
+            "util.call", results=[r.type for r in call.results], operands=operands,
+            attributes={a[i].name: a[i].attr for i in range(len(a))})
+    for old, r in zip(call.results, new.results):
+        old.replace_all_uses_with(r)
+    call.erase()
 
 
 @register_pass
@@ -69,16 +77,17 @@ class AbiOutputStorage(Pass):
         for name, f in funcs.items():
             if not name.endswith("$async") or "iree.abi.stub" not in f.attributes:
                 continue
-            sync = funcs.get(name[:-len("$async")])
-            if sync is None or sync.name + INTO in funcs or name[:-6] + INTO in funcs:
+            base = name[:-len("$async")]
+            sync = funcs.get(base)
+            if sync is None or base + INTO in funcs:
                 continue
             plan = self._plan(f)
             if plan is None:
                 self.bump("functions left as they were")
                 continue
             self._rewrite_async(f, plan)
-            call = self._rewrite_sync(sync, name, plan)
-            self._add_into(sync, name, f, plan, call)
+            self._rewrite_sync(sync, name, plan)
+            self._add_into(sync, name, plan)
             self.bump("functions given output storage")
 
     # -- analysis ------------------------------------------------------------------------
@@ -119,24 +128,10 @@ class AbiOutputStorage(Pass):
         return barrier, picks
 
     # -- rewriting -----------------------------------------------------------------------
-    @staticmethod
-    def _add_args(f, types) -> list:
-        blk = f.regions[0].blocks[0]
-        n_old = len(blk.arguments)
-        new = [blk.add_argument(t, f.location) for t in types]
-        ft = ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value)
-        f.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(
-            list(ft.inputs) + types, list(ft.results)))
-        if "arg_attrs" in f.attributes:
-            old = list(ir.ArrayAttr(f.attributes["arg_attrs"]))
-            f.attributes["arg_attrs"] = ir.ArrayAttr.get(old + [ir.DictAttr.get({})] * len(new))
-        assert len(blk.arguments) == n_old + len(new)
-        return new
-
     def _rewrite_async(self, f, plan) -> None:
         barrier, picks = plan
         buf_t = ir.Type.parse("!hal.buffer")
-        storages = self._add_args(f, [buf_t] * len(picks))
+        storages = irutil.append_arguments(f, [buf_t] * len(picks))
         wait = list(f.regions[0].blocks[0].arguments)[-len(picks) - 2]
         for (idx, _), s in zip(picks, storages):
             src = barrier.operands[idx]
@@ -177,43 +172,21 @@ class AbiOutputStorage(Pass):
         ret.erase()
         for op in list(tblk.operations):
             op.move_before(call)
-        new = self._recall(call, storages)
-        del tmp
-        return new
+        _recall(call, list(call.operands) + storages)
 
-    @staticmethod
-    def _recall(call, extra):
-        with ir.InsertionPoint(call), call.location:
-            new = ir.Operation.create(
-                "util.call", results=[r.type for r in call.results],
-                operands=list(call.operands) + list(extra),
-                attributes=_attrs(call))
-        for a, b in zip(call.results, new.results):
-            a.replace_all_uses_with(b)
-        call.erase()
-        return new
-
-    def _add_into(self, sync, callee: str, f, plan, call) -> None:
+    def _add_into(self, sync, callee: str, plan) -> None:
         """`X$into(inputs..., storage...)`: `X` with the caller's storage instead of its own."""
         clone = sync.operation.clone(ip=ir.InsertionPoint(sync))
         clone.move_after(sync)
         clone.attributes["sym_name"] = ir.StringAttr.get(_sym(sync) + INTO)
         _, picks = plan
         buf_t = ir.Type.parse("!hal.buffer")
-        storages = self._add_args(clone, [buf_t] * len(picks))
+        storages = irutil.append_arguments(clone, [buf_t] * len(picks))
         ccall = self._call_of(clone, callee)
         # the clone's call passes the allocations made in `X`: pass the arguments instead
-        n = len(picks)
         ops = list(ccall.operands)
-        dead = [v.owner for v in ops[-n:]]
-        with ir.InsertionPoint(ccall), ccall.location:
-            new = ir.Operation.create(
-                "util.call", results=[r.type for r in ccall.results],
-                operands=ops[:-n] + storages,
-                attributes=_attrs(ccall))
-        for a, b in zip(ccall.results, new.results):
-            a.replace_all_uses_with(b)
-        ccall.erase()
+        dead = [v.owner for v in ops[-len(picks):]]
+        _recall(ccall, ops[:-len(picks)] + storages)
         for d in dead:  # the allocations, then whatever only they used
             self._erase_unused(d)
 

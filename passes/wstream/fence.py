@@ -249,17 +249,15 @@ class _Fencer:
     # -- rewriting ------------------------------------------------------------------
     def rewrite(self, lay: dict) -> dict:
         o = self.o
-        func, blk = o.func, o.block
+        func = o.func
         loc = func.location
         buf_t, fence_t, bv_t = (ir.Type.parse(t) for t in ("!hal.buffer", "!hal.fence",
                                                            "!hal.buffer_view"))
-        arg_kinds = []   # the VM arguments after the function's own, in order
-        new_args = {}
-        n_old = len(blk.arguments)
+        arg_kinds, arg_types = [], []   # the VM arguments after the function's own, in order
 
         def add(kind, t):
             arg_kinds.append(kind)
-            new_args[tuple(kind)] = blk.add_argument(t, loc)
+            arg_types.append(t)
 
         if self.pre_bytes:
             add(["buffer", "preload"], buf_t)
@@ -272,13 +270,8 @@ class _Fencer:
         for s in self.release_stages:
             add(["release", s], fence_t)
         # the signature: the function's arguments, then the new ones
-        ft = ir.FunctionType(ir.TypeAttr(func.attributes["function_type"]).value)
-        func.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(
-            list(ft.inputs) + [a.type for a in list(blk.arguments)[n_old:]], list(ft.results)))
-        if "arg_attrs" in func.attributes:
-            old = list(ir.ArrayAttr(func.attributes["arg_attrs"]))
-            func.attributes["arg_attrs"] = ir.ArrayAttr.get(
-                old + [ir.DictAttr.get({})] * (len(blk.arguments) - n_old))
+        new_args = {tuple(k): v for k, v in
+                    zip(arg_kinds, irutil.append_arguments(func, arg_types))}
         # release fences first (the stage map holds the ops as they are now), then the imports
         self._release_barriers(new_args, loc)
         ready_of = {g["id"]: new_args[("ready", self.wave_of[g["id"]])] for g in self.streamed}

@@ -66,3 +66,17 @@ def tensor_shape(value) -> list[int]:
 
 def uses(value) -> list:
     return [u.owner for u in value.uses]
+
+
+def append_arguments(func, types) -> list:
+    """Append arguments of `types` to function `func` (util.func / func.func): entry-block
+    arguments, `function_type` and, where present, `arg_attrs` (empty for the new ones)."""
+    blk = func.regions[0].blocks[0]
+    new = [blk.add_argument(t, func.location) for t in types]
+    ft = ir.FunctionType(ir.TypeAttr(func.attributes["function_type"]).value)
+    func.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(
+        list(ft.inputs) + [a.type for a in new], list(ft.results)))
+    if "arg_attrs" in func.attributes:
+        old = list(ir.ArrayAttr(func.attributes["arg_attrs"]))
+        func.attributes["arg_attrs"] = ir.ArrayAttr.get(old + [ir.DictAttr.get({})] * len(new))
+    return new

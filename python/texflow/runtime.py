@@ -215,6 +215,18 @@ class Module:
         return np.array(host.map().asarray(bv.shape, dtype))  # copy: the mapping dies with `host`
 
 
+def allocate_mapped(device, nbytes: int, memory_types, usage):
+    """A buffer of the first of `memory_types` that `device` can allocate with `usage`, or None
+    (Vulkan devices differ in which host-visible memory they have)."""
+    for mt in memory_types:
+        try:
+            return device.allocator.allocate_buffer(memory_type=int(mt), allowed_usage=int(usage),
+                                                    allocation_size=nbytes)
+        except (RuntimeError, ValueError):
+            continue
+    return None
+
+
 class _IOBuffers:
     """One function's inputs and results on Vulkan, in buffers made once per module.
 
@@ -239,54 +251,45 @@ class _IOBuffers:
         self.fn = module.vm_module.lookup_function(fn_name)
         self.name = fn_name
         self.lock = threading.Lock()
-        ins, _ = module.signature(fn_name)
+        ins, outs = module.signature(fn_name)
         self.inputs = []  # (buffer, mapping, array, view)
         for spec in ins:
             dt = np.dtype(DTYPES[spec.dtype])
-            nbytes = max(int(np.prod(spec.shape, dtype=np.int64)) * dt.itemsize, 1)
-            buf = self._alloc(nbytes, (rt.MemoryType.DEVICE_LOCAL | rt.MemoryType.HOST_VISIBLE,
-                                       rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE),
-                              rt.BufferUsage.DEFAULT | rt.BufferUsage.MAPPING)
+            buf = self._alloc(spec, (rt.MemoryType.DEVICE_LOCAL | rt.MemoryType.HOST_VISIBLE,
+                                     rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE))
             mapping = buf.map()
-            arr = mapping.asarray(list(spec.shape), dt) if spec.shape else None
+            arr = mapping.asarray(list(spec.shape) or [1], dt)  # a 0-d input: its one element
             view = rt.HalBufferView(buf, list(spec.shape), map_dtype_to_element_type(dt))
-            self.inputs.append((buf, mapping, arr, view, nbytes))
+            self.inputs.append((buf, mapping, arr, view))
         self.outputs: list = []  # (buffer, mapping, nbytes) per result, made on first use
         self.sem = self.device.create_semaphore(0)
         self.tick = 0
         # A module compiled with texflow-abi-output-storage has `X$into`: its results are
         # written into host-local buffers given here, kept mapped (no copy, no second wait).
         self.storage = None
-        _, outs = module.signature(fn_name)
         into = module.vm_module.lookup_function(fn_name + "$into") \
             if fn_name + "$into" in module.reflection else None
         if into is not None and outs and _IOBuffers.fits(outs):
             self.fn, self.storage = into, []
             for spec in outs:
-                dt = np.dtype(DTYPES[spec.dtype])
-                nbytes = max(int(np.prod(spec.shape, dtype=np.int64)) * dt.itemsize, 1)
-                buf = self._alloc(nbytes, (rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE,),
-                                  rt.BufferUsage.DEFAULT | rt.BufferUsage.MAPPING)
-                self.storage.append((buf, buf.map(), list(spec.shape), dt))
+                buf = self._alloc(spec, (rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE,))
+                self.storage.append((buf, buf.map(), list(spec.shape), np.dtype(DTYPES[spec.dtype])))
 
-    def _alloc(self, nbytes: int, memory_types, usage):
-        for mt in memory_types:
-            try:
-                return self.device.allocator.allocate_buffer(
-                    memory_type=int(mt), allowed_usage=int(usage), allocation_size=nbytes)
-            except (RuntimeError, ValueError):
-                continue
-        raise TexflowError(f"cannot allocate a {nbytes}-byte host-mapped buffer on this device")
+    def _alloc(self, spec: TensorSpec, memory_types):
+        """A mappable buffer for tensor `spec`, of the first of `memory_types` the device has."""
+        nbytes = max(int(np.prod(spec.shape, dtype=np.int64)) * np.dtype(DTYPES[spec.dtype]).itemsize, 1)
+        buf = allocate_mapped(self.device, nbytes, memory_types,
+                              self.rt.BufferUsage.DEFAULT | self.rt.BufferUsage.MAPPING)
+        if buf is None:
+            raise TexflowError(f"cannot allocate a {nbytes}-byte host-mapped buffer on this device")
+        return buf
 
     def call(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         rt = self.rt
         with self.lock:
             args = rt.VmVariantList(len(self.inputs))
-            for (buf, mapping, arr, view, nbytes), x in zip(self.inputs, inputs):
-                if arr is not None:
-                    arr[...] = x
-                else:  # a 0-d input: the bytes themselves
-                    mapping.asarray([nbytes // x.dtype.itemsize], x.dtype)[...] = x.reshape(-1)
+            for (buf, mapping, arr, view), x in zip(self.inputs, inputs):
+                arr[...] = x
                 args.push_ref(view)
             for buf, *_ in self.storage or ():
                 args.push_ref(buf)
@@ -303,8 +306,11 @@ class _IOBuffers:
                 src = bv.get_buffer()
                 n = src.byte_length()
                 if i >= len(self.outputs) or self.outputs[i][2] < n:
-                    host = self._alloc(n, (rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE,),
-                                       rt.BufferUsage.TRANSFER_TARGET | rt.BufferUsage.MAPPING_SCOPED)
+                    host = allocate_mapped(self.device, n,
+                                           (rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE,),
+                                           rt.BufferUsage.TRANSFER_TARGET | rt.BufferUsage.MAPPING_SCOPED)
+                    if host is None:
+                        raise TexflowError(f"cannot allocate a {n}-byte host buffer for result {i}")
                     entry = (host, host.map(), n)
                     if i < len(self.outputs):
                         self.outputs[i] = entry

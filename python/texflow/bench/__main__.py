@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import harness, models, report
+from . import corpus, harness, models, report
 
 DRIVERS = {"llvm-cpu": "local-task"}
 
@@ -86,29 +86,8 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def resolve_models(spec: str) -> list[str]:
-    """`--models`: suite names (or 'default' / 'all') and corpus models as `corpus:NAME` or
-    `corpus:FAMILY` (texflow.bench.corpus)."""
-    from . import corpus
-    items = [x.strip() for x in spec.split(",") if x.strip()]
-    suite = [x for x in items if not x.startswith("corpus:")]
-    out = models.resolve(",".join(suite)) if suite else []
-    for x in items:
-        if x.startswith("corpus:"):
-            out += [f"corpus:{c}" for c in corpus.resolve(x[len("corpus:"):])]
-    return out
-
-
-def build_model(name: str, rebuild: bool, prog: Progress):
-    log = lambda s: prog.step(s.strip())  # noqa: E731
-    if name.startswith("corpus:"):
-        from . import corpus
-        return corpus.build(name[len("corpus:"):], rebuild=rebuild, log=log)
-    return models.build(name, rebuild=rebuild, log=log)
-
-
 def bench_model(name: str, target: str, a, prog: Progress, ort_cache: dict) -> dict:
-    cm = build_model(name, a.rebuild, prog)
+    cm = corpus.build_any(name, a.rebuild, log=lambda s: prog.step(s.strip()))
     meta = cm.meta
     entry = {"model": name, "target": target, "summary": meta["summary"],
              "parameters": meta["parameters"], "inputs": meta["inputs"], "variants": {}}
@@ -161,7 +140,8 @@ def bench_model(name: str, target: str, a, prog: Progress, ort_cache: dict) -> d
                   f"{' and ' + names + ' (child processes)' if peers else ''} on {driver}, "
                   f"{reps} reps interleaved")
         try:
-            runs = harness.run_modules(vmfbs, driver, cm.inputs(), cm.reference(), reps, a.warmup,
+            ref = cm.reference()
+            runs = harness.run_modules(vmfbs, driver, cm.inputs(), ref, reps, a.warmup,
                                        progress=prog.reps(f"{name}/{target}"), peers=peers or None)
         finally:
             for p in peers.values():
@@ -170,7 +150,7 @@ def bench_model(name: str, target: str, a, prog: Progress, ort_cache: dict) -> d
             entry[k] = dict(runs.pop(k), threads=a.threads, interleaved=True, max_abs=p.max_abs,
                             **({"device": p.device_name} if p.device_name else {}))
             if p.max_abs is not None:
-                entry[k]["max_rel"] = p.max_abs / max(float(np.abs(cm.reference()[0]).max()), 1e-30)
+                entry[k]["max_rel"] = p.max_abs / max(float(np.abs(ref[0]).max()), 1e-30)
         for k, d in runs.items():
             entry["variants"][k].update(d)
         del vmfbs
@@ -188,7 +168,7 @@ def ncnn_peers(name: str, cm, threads: int, driver: str, entry: dict, prog: Prog
     in `entry` under the peer's key, one line, and the run goes on without it."""
     from . import ncnn_peer
     try:
-        paths = ncnn_peer.convert(cm, ncnn_peer.spec_of(name), log=lambda s: prog.step(s.strip()))
+        paths = ncnn_peer.convert(cm, corpus.spec_any(name), log=lambda s: prog.step(s.strip()))
     except ncnn_peer.NcnnError as e:
         for k in ("ncnn", "ncnn-fp16"):
             entry[k] = {"error": f"conversion: {e}"}
@@ -210,7 +190,7 @@ def main(argv=None) -> int:
         from . import corpus_run
         return corpus_run.main(argv[1:])
     a = parse_args(argv)
-    names = resolve_models(a.models)
+    names = corpus.resolve_any(a.models)
     a.targets = [t.strip() for t in a.targets.split(",") if t.strip()]
     a.variants = [v.strip() for v in a.variants.split(",") if v.strip()]
     if a.data_tiling:
@@ -224,7 +204,7 @@ def main(argv=None) -> int:
     prog = Progress(len(names) * len(a.targets))
     if a.build_only:
         for n in names:
-            build_model(n, a.rebuild, prog)
+            corpus.build_any(n, a.rebuild, log=lambda s: prog.step(s.strip()))
         return 0
     harness.set_threads(a.threads)
     date = dt.datetime.now().astimezone()

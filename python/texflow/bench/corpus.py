@@ -409,3 +409,30 @@ def build(name: str, rebuild: bool = False, log=print) -> models.CachedModel:
         err.write_text(msg + "\n")
         (d / "export-traceback.txt").write_text(traceback.format_exc())
         raise ExportError(msg) from None
+
+
+# -- suite and corpus models by one name: `vit`, `corpus:deit_tiny` ---------------------------
+PREFIX = "corpus:"
+
+
+def resolve_any(spec: str) -> list[str]:
+    """Comma-separated suite names (or 'default' / 'all') and corpus models as `corpus:NAME` or
+    `corpus:FAMILY`: the suite's first, then the corpus's, as names `build_any` takes."""
+    items = [x.strip() for x in spec.split(",") if x.strip()]
+    suite = [x for x in items if not x.startswith(PREFIX)]
+    out = models.resolve(",".join(suite)) if suite else []
+    for x in items:
+        if x.startswith(PREFIX):
+            out += [PREFIX + c for c in resolve(x[len(PREFIX):])]
+    return out
+
+
+def spec_any(name: str) -> ModelSpec:
+    """The ModelSpec of a suite model (`vit`) or a corpus model (`corpus:deit_tiny`)."""
+    return CORPUS[name[len(PREFIX):]] if name.startswith(PREFIX) else models.MODELS[name]
+
+
+def build_any(name: str, rebuild: bool = False, log=print) -> models.CachedModel:
+    if name.startswith(PREFIX):
+        return build(name[len(PREFIX):], rebuild=rebuild, log=log)
+    return models.build(name, rebuild=rebuild, log=log)

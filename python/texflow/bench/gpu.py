@@ -44,17 +44,10 @@ def _resolve(spec: str) -> list[tuple[str, str, object]]:
     (texflow.bench.corpus; cached under ~/.cache/texflow/models/corpus).  Returns (name in the
     manifest, file stem, builder) triples; corpus stems are `corpus-NAME` (the suite and the
     corpus both have a gpt2)."""
-    from . import corpus, models
-    suite, out = [], []
-    for n in (x.strip() for x in spec.split(",") if x.strip()):
-        if n.startswith("corpus:"):
-            for c in corpus.resolve(n[len("corpus:"):]):
-                out.append((f"corpus:{c}", f"corpus-{c}", lambda c=c: corpus.build(c)))
-        else:
-            suite.append(n)
-    if suite or not out:
-        out = [(n, n, lambda n=n: models.build(n)) for n in models.resolve(",".join(suite) or None)] + out
-    return out
+    from . import corpus
+    names = corpus.resolve_any(spec) or corpus.resolve_any("default")
+    return [(n, n.replace(corpus.PREFIX, "corpus-"), lambda n=n: corpus.build_any(n))
+            for n in names]
 
 
 def prepare(a) -> int:

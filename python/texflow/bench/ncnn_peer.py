@@ -51,14 +51,6 @@ def available() -> str | None:
     return None
 
 
-def spec_of(name: str):
-    """The ModelSpec of a suite model (`vit`) or a corpus model (`corpus:deit_tiny`)."""
-    from . import corpus, models
-    if name.startswith("corpus:"):
-        return corpus.CORPUS[name[len("corpus:"):]]
-    return models.MODELS[name]
-
-
 def torch_model(spec):
     """The spec's torch module and example inputs, as `models.build` exported them: the same
     seed before building and the same perturbation after."""

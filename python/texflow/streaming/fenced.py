@@ -149,17 +149,12 @@ class FencedSession(ArchiveFiles):
     def _alloc_mapped(self, nbytes: int):
         """A device buffer the host writes into, kept mapped: device-local and host-visible
         where the device has such memory, else host memory the device reads."""
+        from texflow.runtime import allocate_mapped
         rt = self._rt
-        usage = int(rt.BufferUsage.DEFAULT | rt.BufferUsage.MAPPING)
-        buf = None
-        for mt in (rt.MemoryType.DEVICE_LOCAL | rt.MemoryType.HOST_VISIBLE,
-                   rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE):
-            try:
-                buf = self.device.allocator.allocate_buffer(
-                    memory_type=int(mt), allowed_usage=usage, allocation_size=nbytes)
-                break
-            except (RuntimeError, ValueError):
-                continue
+        buf = allocate_mapped(self.device, nbytes,
+                              (rt.MemoryType.DEVICE_LOCAL | rt.MemoryType.HOST_VISIBLE,
+                               rt.MemoryType.HOST_LOCAL | rt.MemoryType.DEVICE_VISIBLE),
+                              rt.BufferUsage.DEFAULT | rt.BufferUsage.MAPPING)
         if buf is None:
             raise TexflowError(f"cannot allocate a {format_bytes(nbytes)} host-writable weight "
                                "buffer on this device")
