@@ -188,6 +188,46 @@ class NcnnRunner:
 
     __call__ = run
 
+    def _extract_time(self, blob: str, reps: int) -> float:
+        import time
+        best = float("inf")
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            ex = self.net.create_extractor()
+            for n, m in zip(self.in_names, self.mats):
+                ex.input(n, m)
+            rc, _m = ex.extract(blob)
+            if rc != 0:
+                raise NcnnError(f"ncnn failed extracting {blob} (error {rc})")
+            best = min(best, time.perf_counter() - t0)
+        return best * 1e6
+
+    def layer_times(self, reps: int = 5) -> dict:
+        """ncnn's time per layer type, estimated by prefix extraction.
+
+        The pip wheel has no per-layer timer (ncnn's NCNN_BENCHMARK is a build option), but an
+        extractor computes only what the blob it is asked for needs.  Layer i's time is taken
+        as the best-of-`reps` time to extract its first output minus the largest such time of
+        the layers before it (never below zero).  Each extraction also reads its blob back, so
+        this is an estimate of where the time goes, not a kernel timer.  The last layer's
+        cumulative time is the model's time."""
+        layers = [lay for lay in self.net.layers() if lay.type != "Input" and len(lay.tops)]
+        blobs = self.net.blobs()
+        self.run()  # warm up: pipelines are created on the first run
+        rows, prev = [], 0.0
+        for lay in layers:
+            t = self._extract_time(blobs[lay.tops[0]].name, reps)
+            rows.append({"name": lay.name, "type": lay.type, "us": max(t - prev, 0.0)})
+            prev = max(prev, t)
+        acc: dict = {}
+        for r in rows:
+            a = acc.setdefault(r["type"], {"type": r["type"], "layers": 0, "us": 0.0})
+            a["layers"] += 1
+            a["us"] += r["us"]
+        return {"layers": len(rows), "layers_us": sum(r["us"] for r in rows),
+                "model_us": self._extract_time(self.out_names[0], reps),
+                "by_type": sorted(acc.values(), key=lambda a: -a["us"]), "per_layer": rows}
+
 
 def unknown_layers(param: Path) -> list[str]:
     """The layer types of an .ncnn.param file that this ncnn does not have (pnnx writes the
