@@ -20,8 +20,12 @@ For each model and variant (`harness.VARIANTS`: plain IREE, texflow, ...):
 3. *The whole model* in `iree-benchmark-module` with the model's reference inputs, so the report
    can put the sum of the kernels (time x count) beside the model's own time: the difference is
    what the model spends outside its kernels (submission, barriers, transfers).
-4. With `--ncnn`: ncnn's time per layer type, from `ncnn_peer.NcnnRunner.layer_times` (prefix
-   extraction, an estimate: see there).
+4. With `--ncnn`: ncnn's whole-call time and its time per layer type, from
+   `ncnn_peer.NcnnRunner.layer_times` (prefix extraction: an estimate that holds on ncnn's CPU
+   path but not on Vulkan, see there).
+Dispatches whose dumped benchmark IREE does not re-compile (`compile_each`) are listed as
+untimed with the reason.  On llvm-cpu IREE 3.14 rejects most dumped convolution benchmarks
+(stack and vector-size checks), so this is a Vulkan tool.
 
 Each dispatch is reported with its kind (IREE's name for its root op, or the data-movement kind
 of `classify`), its shape, pipeline, workgroup size and tile sizes.  The timings are the

@@ -209,8 +209,10 @@ class NcnnRunner:
         extractor computes only what the blob it is asked for needs.  Layer i's time is taken
         as the best-of-`reps` time to extract its first output minus the largest such time of
         the layers before it (never below zero).  Each extraction also reads its blob back, so
-        this is an estimate of where the time goes, not a kernel timer.  The last layer's
-        cumulative time is the model's time."""
+        this is an estimate of where the time goes, not a kernel timer.  It is usable on ncnn's
+        CPU path; on Vulkan (measured on the H200) each extraction's fixed cost, upload,
+        submission and read-back, swamps the per-layer differences and the first layers get
+        all the time: there only `model_us` means something."""
         layers = [lay for lay in self.net.layers() if lay.type != "Input" and len(lay.tops)]
         blobs = self.net.blobs()
         self.run()  # warm up: pipelines are created on the first run
