@@ -24,6 +24,7 @@ import dataclasses
 from .cpu.fuse_attention import FuseAttention
 from .cpu.pack_matmul import PackMatmul
 from .cpu.rewrite_softmax import RewriteSoftmax
+from .gpu.configure_kernels import ConfigureKernels
 from .layout.eliminate import EliminateLayout
 from .layout.lower import LowerLayout
 from .layout.raise_layout import RaiseLayout
@@ -49,7 +50,8 @@ SLICES_PER_BUDGET = 8
 
 def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
                   select_options: str = "", pack: bool = True,
-                  pack_tiles: str | None = None) -> list[Item]:
+                  pack_tiles: str | None = None, configure: bool = True,
+                  kernel_table: str = "") -> list[Item]:
     """The texflow-layout phase for `target`.
 
     - On GPUs a contraction writing the layout its consumers want ("eliminate 2nd") costs
@@ -65,6 +67,10 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
       matmuls, attention and convolutions for mmt4d, with the weights packed at compile time;
       `pack_tiles` names its tiles (None: the host's).
     - With precision f16, texflow-demote-f16 runs first so that selection sees 2-byte elements.
+    - With `configure` on a Vulkan target that has a kernel table (texflow.kernelconfig, or
+      `kernel_table`: a file made by `python -m texflow.bench.tune_kernels` on the user's
+      device), texflow-configure-kernels gives the packed convolutions selection wrote the
+      pipeline and tiles measured fastest there.
     """
     gpu = target.startswith("vulkan")
 
@@ -76,6 +82,8 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
         opts = " ".join([f"target={target}"] + ([select_options] if select_options else []))
         p += [parse_pass(f"texflow-select-layout{{{opts}}}"), RaiseLayout(), eliminate()]
     p.append(LowerLayout())
+    if configure and gpu and select and (kernel_table or _has_kernel_table(target)):
+        p.append(ConfigureKernels(target=target, table=kernel_table))
     if pack and target == "llvm-cpu":
         p += [FuseAttention(), RewriteSoftmax(),
               PackMatmul(**({"tiles": pack_tiles} if pack_tiles else {}))]
@@ -83,6 +91,11 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
     if precision == "f16":
         p.insert(0, DemoteF16())
     return p
+
+
+def _has_kernel_table(target: str) -> bool:
+    from texflow import kernelconfig
+    return (kernelconfig.table.DATA_DIR / f"{target}.json").exists()
 
 
 def wstream_passes(budget_bytes: int, *, time_limit: float = 10.0, manifest: str = "",

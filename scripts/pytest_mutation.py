@@ -36,6 +36,7 @@ MUTANTS: dict[str, list[tuple[str, str | None]]] = {
     "texflow-wstream-split-weights": [("test_wstream_runtime.py", "split")],
     "texflow-wstream-plan": [("test_wstream_ir.py", None), ("test_wstream_outputs.py", None)],
     "texflow-wstream-outline": [("test_wstream_runtime.py", "not split")],
+    "texflow-configure-kernels": [("test_configure_kernels.py", "configured_model")],
 }
 
 # (pass, test id without parameters) -> why it may pass without the pass

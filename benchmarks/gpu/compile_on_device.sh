@@ -25,7 +25,10 @@ case "${1:-}" in
     prep=""
     for p in shared/gpu/prepare.sh ../shared/gpu/prepare.sh; do [ -f "$p" ] && prep=$p && break; done
     [ -n "$prep" ] || { echo "no shared/gpu/prepare.sh found" >&2; exit 1; }
-    bash "$prep" >/dev/null
+    # the runtime wheel and the Vulkan loader (skipped when an earlier run left them)
+    if ! ls .gpu/whl/iree_base_runtime-*.whl >/dev/null 2>&1 || ! ls .gpu/gl/libvulkan1_*.deb >/dev/null 2>&1; then
+      bash "$prep" >/dev/null
+    fi
     b=$(mktemp -d)
     mkdir -p "$b/whl312"
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

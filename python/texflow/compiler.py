@@ -80,6 +80,8 @@ class CompileOptions:
     select_layout: bool = True  # in the default pipeline: texflow-select-layout after elimination
     select_options: str = ""  # extra texflow-select-layout options, e.g. "force=nc4hw4"
     pack_matmul: bool = True  # llvm-cpu: texflow-fuse-attention, -rewrite-softmax, -pack-matmul
+    configure_kernels: bool = True  # Vulkan: texflow-configure-kernels (the target's kernel table)
+    kernel_table: str = ""  # a kernel table file to configure with instead of the target's
     precision: str = "f32"  # "f16": compute in half precision (texflow-demote-f16), f32 interface
     compile_from: str = "start"  # "start" or "input" (input: IR is already at IREE input level)
     compile_to: str = "end"  # an IREE phase or a texflow phase name
@@ -157,6 +159,12 @@ class Compiler:
             raise TexflowError(f"--precision must be f32 or f16, got '{options.precision}'")
         if options.precision == "f16" and not options.layout:
             raise TexflowError("--precision=f16 needs texflow's layout phase (drop --no-layout)")
+        if options.kernel_table:
+            if not options.target.startswith("vulkan"):
+                raise TexflowError(f"--kernel-table configures SPIR-V kernels; target '{options.target}' "
+                                   "is not a Vulkan target")
+            from texflow import kernelconfig
+            kernelconfig.load(options.target, options.kernel_table)  # a bad table fails here
         packers = self.packers(options)
         extra = list(self.pack_flags(options, packers)) if packers else []
         self.session = session or CompilerSession(list(self.target.flags) + extra
@@ -180,7 +188,9 @@ class Compiler:
             items = pipelines.layout_passes(options.target, select=options.select_layout,
                                             precision=options.precision,
                                             select_options=options.select_options,
-                                            pack=options.pack_matmul and options.packs_streamed)
+                                            pack=options.pack_matmul and options.packs_streamed,
+                                            configure=options.configure_kernels,
+                                            kernel_table=options.kernel_table)
         return pipelines.with_tiles(items, pack_tiles(options.target_cpu, options.target_triple))
 
     @staticmethod
@@ -191,6 +201,13 @@ class Compiler:
         if not options.layout or options.target != "llvm-cpu":
             return []
         return pipelines.find(Compiler.layout_items(options), PackMatmul)
+
+    @staticmethod
+    def configures(options: CompileOptions) -> bool:
+        """Whether the layout phase runs texflow-configure-kernels."""
+        from texflow.passes import pipelines
+        from texflow.passes.gpu.configure_kernels import ConfigureKernels
+        return bool(options.layout and pipelines.find(Compiler.layout_items(options), ConfigureKernels))
 
     @staticmethod
     def packs(options: CompileOptions) -> bool:
@@ -355,6 +372,20 @@ class Compiler:
         except TexflowError as e:
             if pristine is None:
                 raise
+            if o.configure_kernels and self.configures(o):
+                # a configured kernel IREE rejects: the same layouts with IREE's configurations
+                unconf = Compiler(dataclasses.replace(o, configure_kernels=False, compile_from="input"),
+                                  session=self.session)
+                retry = CompileResult(timings=dict(result.timings))
+                try:
+                    unconf._finish(pristine.clone(), retry, to)
+                    retry.fallbacks = result.fallbacks + [
+                        f"IREE rejected a configured kernel ({e}); compiled with IREE's own "
+                        "kernel configurations"]
+                    pristine.erase()
+                    return retry
+                except TexflowError:
+                    pass
             if _packed_stream_failed(o, e):
                 # a packed weight cannot be split: stream the model unpacked, layout kept
                 unpacked = Compiler(dataclasses.replace(o, pack_matmul=False, compile_from="input"),

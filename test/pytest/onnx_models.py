@@ -210,3 +210,15 @@ def windowed_linear(seed=0, W=4, T=7, D=24, F=40):
              helper.make_node("Add", ["m", "b"], ["y"])]
     return _model(nodes, [vi("x", [1, W, T, D])], [vi("y", [1, W, T, F])],
                   [_w(rng, "w", D, F), _w(rng, "b", F)], "windowed_linear")
+
+
+def pointwise_block(seed=0, C=16, H=8, F=32):
+    """A ResNet bottleneck's 1x1 half in NCHW: 1x1 conv + bias + Relu, 1x1 conv back to C
+    channels, a residual Add (no reduction: its Vulkan module runs on any subgroup size)."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"]),
+             helper.make_node("Add", ["c2", "x"], ["y"])]
+    inits = [_w(rng, "w1", F, C, 1, 1), _w(rng, "b1", F), _w(rng, "w2", C, F, 1, 1), _w(rng, "b2", C)]
+    return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, C, H, H])], inits, "pointwise_block")

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -89,8 +90,7 @@ def dump(onnx_path, target: str, variant: str, workdir: Path) -> tuple[dict, dic
         d["count"] += 1
     bench_dir = workdir / f"benchmarks-{variant}"
     bench_dir.mkdir(parents=True, exist_ok=True)
-    dumped = harness.Variant(v.name, v.layout, v.flags + (f"{DUMP_FLAG}={bench_dir}",), v.select,
-                             v.precision, v.select_options, v.pack)
+    dumped = dataclasses.replace(v, flags=v.flags + (f"{DUMP_FLAG}={bench_dir}",))
     res = harness.compile_variant(onnx_path, target, dumped, count_dispatches=False)
     (workdir / f"{variant}.vmfb").write_bytes(res["vmfb"])
     files: dict[str, Path] = {}

@@ -42,6 +42,7 @@ class Variant:
     precision: str = "f32"  # f16: texflow-demote-f16
     select_options: str = ""
     pack: bool = True  # texflow-pack-matmul (llvm-cpu)
+    configure: bool = True  # texflow-configure-kernels (Vulkan targets with a kernel table)
 
 
 VARIANTS = {v.name: v for v in (
@@ -49,6 +50,7 @@ VARIANTS = {v.name: v for v in (
     Variant("texflow", True),
     Variant("texflow-elim", True, select=False, pack=False),  # elimination only
     Variant("texflow-nopack", True, pack=False),  # elimination and selection, no mmt4d packing
+    Variant("texflow-noconf", True, configure=False),  # IREE's kernel configurations (Vulkan)
     Variant("texflow-f16", True, precision="f16"),
     Variant("texflow-elim-f16", True, select=False, precision="f16", pack=False),
     Variant("texflow-nhwc-f16", True, precision="f16", select_options="force=nhwc"),
@@ -71,7 +73,7 @@ def compile_variant(path, target: str, variant: Variant, count_dispatches: bool 
     t0 = time.perf_counter()
     res = Compiler(CompileOptions(target=target, layout=variant.layout, select_layout=variant.select,
                                   precision=variant.precision, select_options=variant.select_options,
-                                  pack_matmul=variant.pack,
+                                  pack_matmul=variant.pack, configure_kernels=variant.configure,
                                   iree_flags=list(variant.flags))).compile_file(str(path))
     out["compile_s"] = time.perf_counter() - t0
     out["vmfb"] = res.vmfb
@@ -88,6 +90,7 @@ def flow_text(path, target: str, variant: Variant) -> str:
     return Compiler(CompileOptions(target=target, layout=variant.layout, compile_to="flow",
                                    select_layout=variant.select, precision=variant.precision,
                                    select_options=variant.select_options, pack_matmul=variant.pack,
+                                   configure_kernels=variant.configure,
                                    iree_flags=list(variant.flags))).compile_file(str(path)).mlir
 
 

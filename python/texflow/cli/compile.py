@@ -45,6 +45,11 @@ def build_parser():
     p.add_argument("--no-pack-matmul", action="store_true",
                    help="llvm-cpu: keep matmuls, convolutions, softmax and attention in IREE's forms "
                         "(no texflow-pack-matmul, -fuse-attention or -rewrite-softmax)")
+    p.add_argument("--no-configure-kernels", action="store_true",
+                   help="Vulkan: leave every kernel's configuration to IREE (no texflow-configure-kernels)")
+    p.add_argument("--kernel-table", default="", metavar="FILE",
+                   help="Vulkan: configure texflow's convolutions from this kernel table (made on "
+                        "your device by `python -m texflow.bench.tune_kernels`) instead of the target's")
     p.add_argument("--select-layout", default="", metavar="OPTIONS",
                    help="texflow-select-layout options, e.g. 'force=nc4hw4' or 'solver=greedy layouts=nchw,nhwc'")
     p.add_argument("--layout-report", default=None, metavar="FILE",
@@ -107,6 +112,8 @@ def main_impl(argv) -> int:
                           print_ir_after_all=args.print_ir_after_all,
                           select_layout=not args.no_select_layout, select_options=args.select_layout,
                           precision=args.precision, pack_matmul=not args.no_pack_matmul,
+                          configure_kernels=not args.no_configure_kernels,
+                          kernel_table=args.kernel_table,
                           target_cpu=args.target_cpu, target_triple=args.target_triple)
     if args.compile_to == "end" and not args.output:
         raise TexflowError("missing -o <output.vmfb>")
