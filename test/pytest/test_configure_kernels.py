@@ -233,3 +233,57 @@ def test_cli_kernel_table_errors(tmp_path):
         assert p.returncode != 0 and msg in p.stderr, p.stderr
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
         assert not out.exists()
+
+
+def test_a_configuration_iree_rejects_falls_back_to_iree_configurations(tmp_path):
+    """IREE rejects a configuration (a cooperative-matrix pipeline for an f32 convolution):
+    the model is compiled again with the same layouts and IREE's own configurations, and the
+    result says so; texflow's layout work is kept (not plain IREE)."""
+    import onnx
+    from onnx_models import conv_block
+    from texflow.compiler import CompileOptions, Compiler
+    path = tmp_path / "m.onnx"
+    onnx.save(conv_block(C=16, H=16, F=32), path)
+    bad = {"target": "vulkan-nvidia", "device": "test", "date": "2026-12-07", "source": "measured",
+           "classes": {"conv_nc4hw4_s1": [{"dims": [8, 16, 16, 4, 8, 3, 3, 4], "config": {
+               "pipeline": "CooperativeMatrixVectorize", "workgroup_size": [1, 16, 2],
+               "tile_sizes": [[1, 2, 16, 4], [0, 1, 1, 4], [0, 0, 0, 0, 1, 1, 1, 4]]}}]}}
+    table = tmp_path / "bad.json"
+    table.write_text(json.dumps(bad))
+    res = Compiler(CompileOptions(target="vulkan-nvidia", kernel_table=str(table))).compile_file(str(path))
+    assert res.vmfb
+    assert len(res.fallbacks) == 1 and res.fallbacks[0].startswith("IREE rejected a configured kernel"), res.fallbacks
+    assert "texflow-driver" not in res.statistics  # not compiled as plain IREE
+    assert list(res.layout_report["functions"].values())[0]["tensors"]["nc4hw4"] > 0
+    # the same table given with a layout option the user chose is not second-guessed: an error
+    with pytest.raises(TexflowError, match="software pipelining"):
+        Compiler(CompileOptions(target="vulkan-nvidia", kernel_table=str(table),
+                                select_options="force=nc4hw4")).compile_file(str(path))
+
+
+@pytest.mark.vulkan
+def test_tuning_command_end_to_end(vulkan, tmp_path):
+    """prepare -> measure -> select on lavapipe (times meaningless there: this checks the
+    command, as the device run uses it), then a compile with the table it wrote configures
+    every tuned op.  A forced choice (min_gain -inf) makes the table hold every shape."""
+    import onnx
+    from onnx_models import conv_block
+    from texflow.bench import tune_kernels as tk
+    from texflow.compiler import CompileOptions, Compiler
+    model = tmp_path / "m.onnx"
+    onnx.save(conv_block(C=16, H=16, F=32), model)
+    work = tmp_path / "tune"
+    manifest = tk.prepare([str(model)], "vulkan-nvidia", work, per_shape=2, log=lambda *a: None)
+    classes = sorted(s["class"] for s in manifest["shapes"])
+    assert classes == ["conv1x1_nc4hw4", "conv_nc4hw4_s1", "conv_nc4hw4_s2"], classes
+    measured = tk.measure(work, "vulkan", 1, "lavapipe", log=lambda *a: None)
+    table, rows = tk.select(manifest, measured, min_gain=-float("inf"))
+    assert all(r.get("chosen") for r in rows) and sum(map(len, table.entries.values())) == 3
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(table.to_json()))
+    assert kernelconfig.load("vulkan-nvidia", str(path)).device == "lavapipe"
+    res = Compiler(CompileOptions(target="vulkan-nvidia", kernel_table=str(path))).compile_file(str(model))
+    assert not res.fallbacks
+    assert res.statistics["texflow-configure-kernels"] == {
+        "1x1 convolutions configured (tuned shape)": 1, "KxK convolutions configured (tuned shape)": 2}
+    assert "| conv_nc4hw4_s2 |" in tk.report(rows)

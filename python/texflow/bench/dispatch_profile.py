@@ -164,12 +164,15 @@ def _run_benchmark(args: list[str], timeout: float) -> dict[str, float]:
     if p.returncode != 0:
         lines = [x for x in p.stderr.splitlines() if x.strip()]
         raise ProfileError(f"iree-benchmark-module failed: {(lines or ['no output'])[-1][:200]}")
-    out = {}
+    out, single = {}, {}
     for b in json.loads(p.stdout)["benchmarks"]:
+        name = b.get("run_name", b["name"]).removeprefix("BM_").split("/")[0]
         if b.get("aggregate_name") == "median":
-            name = b["run_name"].removeprefix("BM_").split("/")[0]
             out[name] = float(b["real_time"])
-    return out
+        elif b.get("run_type", "iteration") == "iteration":
+            single.setdefault(name, float(b["real_time"]))
+    # one repetition: google-benchmark writes no aggregates, the run itself is the figure
+    return out or single
 
 
 def time_dispatches(vmfb: Path, device: str, reps: int, timeout: float = 600) -> dict[str, dict]:

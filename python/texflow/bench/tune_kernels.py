@@ -182,8 +182,9 @@ def prepare(models: list[str], target: str, workdir: Path, per_shape: int = PER_
         (workdir / sub).mkdir(exist_ok=True)
     shapes: dict[tuple[str, tuple[int, ...]], list[str]] = {}
     for name in models:
-        cm = corpus.build_any(name, log=log)
-        found = model_shapes(cm.onnx_path, target)
+        # a path to an ONNX file (the user's own model), else a suite or corpus name
+        path = name if name.endswith(".onnx") else corpus.build_any(name, log=log).onnx_path
+        found = model_shapes(path, target)
         log(f"  {name}: {len(found)} ops to configure, {len(set(found))} shapes")
         for d in found:
             if classes and d[0] not in classes:
@@ -287,7 +288,8 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="step", required=True)
     p = sub.add_parser("prepare")
-    p.add_argument("--models", required=True, help="suite or corpus:NAME models, comma-separated")
+    p.add_argument("--models", required=True,
+                   help="comma-separated: suite models, corpus:NAME, or paths to .onnx files")
     p.add_argument("--target", default="vulkan-nvidia")
     p.add_argument("--dir", required=True, type=Path)
     p.add_argument("--per-shape", type=int, default=PER_SHAPE)
@@ -296,7 +298,7 @@ def main(argv=None) -> int:
     m.add_argument("--dir", required=True, type=Path)
     m.add_argument("--device", default="vulkan")
     m.add_argument("--device-name", default="unknown device")
-    m.add_argument("--reps", type=int, default=5)
+    m.add_argument("--reps", type=int, default=3)
     s = sub.add_parser("select")
     s.add_argument("--dir", required=True, type=Path, nargs="+",
                    help="prepared and measured folders (their shapes are merged into one table)")
