@@ -20,3 +20,4 @@ from .cpu import rewrite_softmax  # noqa: F401
 from .cpu import fuse_attention  # noqa: F401
 from .abi import output_storage  # noqa: F401
 from .gpu import configure_kernels  # noqa: F401
+from .precision import widen_accumulators  # noqa: F401

@@ -30,6 +30,7 @@ from .layout.lower import LowerLayout
 from .layout.raise_layout import RaiseLayout
 from .layout.verify import VerifyLayout
 from .precision.demote_f16 import DemoteF16
+from .precision.widen_accumulators import WidenAccumulators
 from .registry import Pass, parse_pass, split_pipeline
 from .abi.output_storage import AbiOutputStorage
 from .wstream.lower import WStreamLower
@@ -66,7 +67,8 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
       and softmax in the forms IREE's CPU code runs fastest, and texflow-pack-matmul tiles
       matmuls, attention and convolutions for mmt4d, with the weights packed at compile time;
       `pack_tiles` names its tiles (None: the host's).
-    - With precision f16, texflow-demote-f16 runs first so that selection sees 2-byte elements.
+    - With precision f16, texflow-demote-f16 runs first so that selection sees 2-byte elements,
+      and texflow-widen-accumulators last: sums accumulate in f32 (ResNet-50 overflowed f16).
     - With `configure` on a Vulkan target that has a kernel table (texflow.kernelconfig, or
       `kernel_table`: a file made by `python -m texflow.bench.tune_kernels` on the user's
       device), texflow-configure-kernels gives the packed convolutions selection wrote the
@@ -87,9 +89,10 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
     if pack and target == "llvm-cpu":
         p += [FuseAttention(), RewriteSoftmax(),
               PackMatmul(**({"tiles": pack_tiles} if pack_tiles else {}))]
-    p += [VerifyLayout(), "canonicalize", "cse"]
     if precision == "f16":
         p.insert(0, DemoteF16())
+        p.append(WidenAccumulators(contractions=not gpu))
+    p += [VerifyLayout(), "canonicalize", "cse"]
     return p
 
 

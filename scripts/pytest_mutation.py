@@ -37,6 +37,7 @@ MUTANTS: dict[str, list[tuple[str, str | None]]] = {
     "texflow-wstream-plan": [("test_wstream_ir.py", None), ("test_wstream_outputs.py", None)],
     "texflow-wstream-outline": [("test_wstream_runtime.py", "not split")],
     "texflow-configure-kernels": [("test_configure_kernels.py", "configured_model")],
+    "texflow-widen-accumulators": [("test_widen_accumulators.py", None)],
 }
 
 # (pass, test id without parameters) -> why it may pass without the pass

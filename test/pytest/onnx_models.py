@@ -222,3 +222,15 @@ def pointwise_block(seed=0, C=16, H=8, F=32):
              helper.make_node("Add", ["c2", "x"], ["y"])]
     inits = [_w(rng, "w1", F, C, 1, 1), _w(rng, "b1", F), _w(rng, "w2", C, F, 1, 1), _w(rng, "b2", C)]
     return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, C, H, H])], inits, "pointwise_block")
+
+
+def large_mean(seed=0, C=64, H=7, level=3000.0):
+    """A global average pool of large activations (ResNet-50's head): each mean is ~`level`,
+    well inside f16's range, but the sum of H*H of them (~147,000) is not."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Add", ["r", "bias"], ["a"]),
+             helper.make_node("GlobalAveragePool", ["a"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["y"])]
+    inits = [numpy_helper.from_array((level + 100 * rng.standard_normal((1, C, 1, 1))).astype(np.float32), "bias")]
+    return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, C])], inits, "large_mean")
