@@ -52,6 +52,20 @@ def measure(name: str, target: str, work: str) -> dict:
     return row
 
 
+def markdown(rows: list[dict]) -> str:
+    def cell(d):
+        if "error" in d:
+            return "fails: " + d["error"][:80]
+        t = f"{d['rel_err']:.1e}" if d["rel_err"] != float("inf") else "inf"
+        return t + (f" ({d['nonfinite']} NaN/inf)" if d["nonfinite"] else "")
+    out = ["| model | target | f32 | f16 (f32 accumulation) | f16 (f16 accumulation) |",
+           "|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['model']} | {r['target']} | {cell(r['f32'])} | {cell(r['f16'])} | "
+                   f"{cell(r['f16-f16acc'])} |")
+    return "\n".join(out) + "\n"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", required=True)
@@ -65,6 +79,8 @@ def main() -> int:
             print(json.dumps(rows[-1]), flush=True)
     with open(a.out, "w") as f:
         json.dump(rows, f, indent=1)
+    with open(os.path.splitext(a.out)[0] + ".md", "w") as f:
+        f.write(markdown(rows))
     return 0
 
 

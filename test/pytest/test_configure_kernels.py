@@ -273,7 +273,7 @@ def test_tuning_command_end_to_end(vulkan, tmp_path):
     model = tmp_path / "m.onnx"
     onnx.save(conv_block(C=16, H=16, F=32), model)
     work = tmp_path / "tune"
-    manifest = tk.prepare([str(model)], "vulkan-nvidia", work, per_shape=2, log=lambda *a: None)
+    manifest = tk.prepare([str(model)], "vulkan-nvidia", work, per_shape=1, log=lambda *a: None)
     classes = sorted(s["class"] for s in manifest["shapes"])
     assert classes == ["conv1x1_nc4hw4", "conv_nc4hw4_s1", "conv_nc4hw4_s2"], classes
     measured = tk.measure(work, "vulkan", 1, "lavapipe", log=lambda *a: None)
