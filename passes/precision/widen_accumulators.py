@@ -192,7 +192,7 @@ class WidenAccumulators(Pass):
         outs = outputs_of(o)
         if len(outs) != 1 or _elem(outs[0]) != "f16":
             return
-        if any(_elem(v) not in ("f16", "f32") for v in inputs_of(o) if _is_tensor(v)):
+        if any(_elem(v) not in ("f16", "f32", "") for v in inputs_of(o)):
             return
         f32 = ir.F32Type.get()
         build = getattr(linalg, o.name.split(".", 1)[1])
@@ -208,10 +208,3 @@ class WidenAccumulators(Pass):
         _round_result(irutil.producer(new), new)
         self.bump("f16 sums accumulated in f32 (named op)")
 
-
-def _is_tensor(v) -> bool:
-    try:
-        ir.RankedTensorType(v.type)
-        return True
-    except ValueError:
-        return False

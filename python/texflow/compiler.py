@@ -372,34 +372,23 @@ class Compiler:
         except TexflowError as e:
             if pristine is None:
                 raise
+            # Narrower retries first, each keeping texflow's layouts: a configured kernel IREE
+            # rejects (IREE's own configurations instead), a packed weight that cannot be split
+            # for streaming (the model streamed unpacked).
+            retries = []
             if o.configure_kernels and self.configures(o):
-                # a configured kernel IREE rejects: the same layouts with IREE's configurations
-                unconf = Compiler(dataclasses.replace(o, configure_kernels=False, compile_from="input"),
-                                  session=self.session)
-                retry = CompileResult(timings=dict(result.timings))
-                try:
-                    unconf._finish(pristine.clone(), retry, to)
-                    retry.fallbacks = result.fallbacks + [
-                        f"IREE rejected a configured kernel ({e}); compiled with IREE's own "
-                        "kernel configurations"]
-                    pristine.erase()
-                    return retry
-                except TexflowError:
-                    pass
+                retries.append(({"configure_kernels": False},
+                                f"IREE rejected a configured kernel ({e}); compiled with IREE's own "
+                                "kernel configurations"))
             if _packed_stream_failed(o, e):
-                # a packed weight cannot be split: stream the model unpacked, layout kept
-                unpacked = Compiler(dataclasses.replace(o, pack_matmul=False, compile_from="input"),
-                                    session=self.session)
-                retry = CompileResult(timings=dict(result.timings))
-                try:
-                    unpacked._finish(pristine.clone(), retry, to)
-                    retry.fallbacks = result.fallbacks + [
-                        f"the packed model does not stream under this budget ({e}); compiled "
-                        "without texflow-pack-matmul"]
+                retries.append(({"pack_matmul": False},
+                                f"the packed model does not stream under this budget ({e}); compiled "
+                                "without texflow-pack-matmul"))
+            for changes, why in retries:
+                retry = self._retry(pristine, result, to, changes, why)
+                if retry is not None:
                     pristine.erase()
                     return retry
-                except TexflowError:
-                    pass
             plain = Compiler(dataclasses.replace(o, layout=False, compile_from="input"),
                              session=self.session)
             fallback = CompileResult(timings=dict(result.timings))
@@ -415,6 +404,20 @@ class Compiler:
         if pristine is not None:
             pristine.erase()
         return result
+
+    def _retry(self, pristine, result: CompileResult, to: str, changes: dict,
+               why: str) -> CompileResult | None:
+        """A copy of the input-level module compiled with `changes` to the options (None if
+        that fails too), its fallbacks saying `why`."""
+        other = Compiler(dataclasses.replace(self.options, compile_from="input", **changes),
+                         session=self.session)
+        retry = CompileResult(timings=dict(result.timings))
+        try:
+            other._finish(pristine.clone(), retry, to)
+        except TexflowError:
+            return None
+        retry.fallbacks = result.fallbacks + [why]
+        return retry
 
     def _finish(self, module, result: CompileResult, to: str) -> None:
         """texflow's phases, then IREE from `input` to `to`, filling `result`."""
