@@ -37,11 +37,20 @@
 // EXACT-NOT:   compilation_info
 // EXACT:       linalg.generic {{.*}}tensor<4x4x1x1x4x4xf32>
 // EXACT-NOT:   compilation_info
-// EXACT-LABEL: func.func @conv3x3
+// EXACT-LABEL: func.func @conv3x3_s2
 
-// A 3x3 convolution is not in the table's classes, and a 1x1 convolution whose pixel loop (5x5)
-// no tuned tile divides has no fitting configuration: both stay as they were.
-// CHECK-LABEL: func.func @conv3x3
+// A 3x3 stride-2 convolution of the table's conv_nc4hw4_s2 shape: only the batch loop is
+// dropped (the filter, a function argument, is read as it is), and it is configured.
+// CHECK-LABEL: func.func @conv3x3_s2
+// CHECK:       %[[X2:.+]] = tensor.collapse_shape %arg0 {{\[}}[0, 1], [2], [3], [4]] : tensor<1x4x9x9x4xf32> into tensor<4x9x9x4xf32>
+// CHECK:       linalg.generic {indexing_maps = [#[[M0:.+]], #[[M1:.+]], #[[M2:.+]]], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction", "reduction"]}
+// CHECK-SAME:    ins(%[[X2]], %arg1 : tensor<4x9x9x4xf32>, tensor<4x4x3x3x4x4xf32>) outs(%{{.+}} : tensor<4x4x4x4xf32>)
+// CHECK-SAME:    attrs = {compilation_info = #{{.+}}}
+// CHECK:       tensor.expand_shape {{.*}} : tensor<4x4x4x4xf32> into tensor<1x4x4x4x4xf32>
+
+// A 3x3 stride-1 convolution (no conv_nc4hw4_s1 entry in the table), and a 1x1 convolution whose
+// pixel loop (5x5) no tuned tile divides, have no fitting configuration: both stay as they were.
+// CHECK-LABEL: func.func @conv3x3(
 // CHECK-NOT:   compilation_info
 // CHECK:       linalg.generic {{.*}}tensor<4x4x3x3x4x4xf32>
 // CHECK-LABEL: func.func @no_fit
@@ -57,6 +66,7 @@
 // IREE-SAME:    lowering_config = #iree_codegen.lowering_config<tile_sizes = {{\[}}[2, 16, 4], [1, 2, 4], [0, 0, 0, 1, 4]]>
 
 #x = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7, d8) -> (d0, d5, d2 + d6, d3 + d7, d8)>
+#x2 = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7, d8) -> (d0, d5, d2 * 2 + d6, d3 * 2 + d7, d8)>
 #w = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7, d8) -> (d1, d5, d6, d7, d8, d4)>
 #o = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7, d8) -> (d0, d1, d2, d3, d4)>
 func.func @tuned(%x: tensor<1x4x8x8x4xf32>, %w: tensor<8x4x1x1x4x4xf32>) -> tensor<1x8x8x8x4xf32> {
@@ -80,6 +90,20 @@ func.func @nearest(%x: tensor<1x4x4x4x4xf32>) -> tensor<1x4x4x4x4xf32> {
   %i = linalg.fill ins(%z : f32) outs(%e : tensor<1x4x4x4x4xf32>) -> tensor<1x4x4x4x4xf32>
   %r = linalg.generic {indexing_maps = [#x, #w, #o], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction", "reduction"]}
       ins(%x, %w : tensor<1x4x4x4x4xf32>, tensor<4x4x1x1x4x4xf32>) outs(%i : tensor<1x4x4x4x4xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %m = arith.mulf %a, %b : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<1x4x4x4x4xf32>
+  return %r : tensor<1x4x4x4x4xf32>
+}
+
+func.func @conv3x3_s2(%x: tensor<1x4x9x9x4xf32>, %w: tensor<4x4x3x3x4x4xf32>) -> tensor<1x4x4x4x4xf32> {
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<1x4x4x4x4xf32>
+  %i = linalg.fill ins(%z : f32) outs(%e : tensor<1x4x4x4x4xf32>) -> tensor<1x4x4x4x4xf32>
+  %r = linalg.generic {indexing_maps = [#x2, #w, #o], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction", "reduction"]}
+      ins(%x, %w : tensor<1x4x9x9x4xf32>, tensor<4x4x3x3x4x4xf32>) outs(%i : tensor<1x4x4x4x4xf32>) {
   ^bb0(%a: f32, %b: f32, %o: f32):
     %m = arith.mulf %a, %b : f32
     %s = arith.addf %o, %m : f32
