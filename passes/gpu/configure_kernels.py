@@ -242,13 +242,6 @@ class ConfigureKernels(Pass):
             self.bump(f"{what} configured ({'tuned shape' if how == 'tuned' else 'nearest tuned shape'})")
 
 
-def configured_ops(module) -> list:
-    """The ops carrying a compilation_info (tests, reports)."""
-    out = []
-    irutil.walk(module, lambda o: out.append(o) if CONFIG_ATTR in o.attributes else None)
-    return out
-
-
 def _check_target(target: str) -> None:
     if not target.startswith("vulkan"):
         raise TexflowError(f"texflow-configure-kernels configures SPIR-V code; target '{target}' is not a Vulkan target")
