@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from texflow.kernelconfig.table import has_table as has_kernel_table
+
 from .cpu.fuse_attention import FuseAttention
 from .cpu.pack_matmul import PackMatmul
 from .cpu.rewrite_softmax import RewriteSoftmax
@@ -84,7 +86,7 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
         opts = " ".join([f"target={target}"] + ([select_options] if select_options else []))
         p += [parse_pass(f"texflow-select-layout{{{opts}}}"), RaiseLayout(), eliminate()]
     p.append(LowerLayout())
-    if configure and gpu and select and (kernel_table or _has_kernel_table(target)):
+    if configure and gpu and select and (kernel_table or has_kernel_table(target)):
         p.append(ConfigureKernels(target=target, table=kernel_table))
     if pack and target == "llvm-cpu":
         p += [FuseAttention(), RewriteSoftmax(),
@@ -94,11 +96,6 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
         p.append(WidenAccumulators(contractions=not gpu))
     p += [VerifyLayout(), "canonicalize", "cse"]
     return p
-
-
-def _has_kernel_table(target: str) -> bool:
-    from texflow import kernelconfig
-    return (kernelconfig.table.DATA_DIR / f"{target}.json").exists()
 
 
 def wstream_passes(budget_bytes: int, *, time_limit: float = 10.0, manifest: str = "",

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 from iree.compiler import ir
-from iree.compiler.dialects import arith, tensor
+from iree.compiler.dialects import arith
 
 from texflow import irutil
-from texflow.ir.structured import build_generic
+from texflow.ir.structured import cast_elements
 from ..registry import Pass, register_pass
 
 _CASTS = ("arith.truncf", "arith.extf")
@@ -51,15 +51,9 @@ def _f16_of(t):
 
 
 def _cast_tensor(v, to_type, op_name: str):
-    """An elementwise linalg.generic casting tensor `v` to `to_type`'s element type."""
-    rt = ir.RankedTensorType(v.type)
-    dst = ir.RankedTensorType(to_type)
-    rank = len(rt.shape)
-    init = tensor.empty(list(rt.shape), dst.element_type)
-    idm = ir.AffineMap.get_identity(rank)
+    """Tensor `v` cast to `to_type`'s element type by `op_name` (arith.truncf / arith.extf)."""
     cast = arith.truncf if op_name == "arith.truncf" else arith.extf
-    return build_generic([v], [idm], init, idm, ["parallel"] * rank,
-                         lambda b: cast(dst.element_type, b[0]))
+    return cast_elements(v, ir.RankedTensorType(to_type).element_type, cast)
 
 
 @register_pass

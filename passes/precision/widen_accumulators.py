@@ -34,10 +34,10 @@ from __future__ import annotations
 import dataclasses
 
 from iree.compiler import ir
-from iree.compiler.dialects import arith, linalg, tensor
+from iree.compiler.dialects import arith, linalg
 
 from texflow import irutil
-from texflow.ir.structured import build_generic, inputs_of, iterator_types, outputs_of
+from texflow.ir.structured import cast_elements, inputs_of, iterator_types, outputs_of
 from ..registry import Pass, register_pass
 
 # named ops that accumulate a sum, and the attributes their builders take
@@ -57,15 +57,6 @@ def _elem(v) -> str:
         return str(ir.RankedTensorType(v.type).element_type)
     except ValueError:
         return ""
-
-
-def _cast(v, elem, op):
-    """An elementwise generic casting tensor `v` to element type `elem` with `op`."""
-    rt = ir.RankedTensorType(v.type)
-    rank = len(rt.shape)
-    init = tensor.empty(list(rt.shape), elem)
-    idm = ir.AffineMap.get_identity(rank)
-    return build_generic([v], [idm], init, idm, ["parallel"] * rank, lambda b: op(elem, b[0]))
 
 
 _SCALE_OPS = ("arith.divf", "arith.mulf")
@@ -112,7 +103,7 @@ def _round_result(op, r) -> None:
     if _scale_in_f32(r):
         return
     with ir.InsertionPoint.after(op), op.location:
-        r16 = _cast(r, ir.F16Type.get(), arith.truncf)
+        r16 = cast_elements(r, ir.F16Type.get(), arith.truncf)
     r.replace_all_uses_except(r16, irutil.producer(r16))
 
 
@@ -156,7 +147,7 @@ class WidenAccumulators(Pass):
         n_in = len(inputs_of(g))
         blk = g.regions[0].blocks[0]
         yld = list(blk.operations)[-1]
-        f16, f32 = ir.F16Type.get(), ir.F32Type.get()
+        f32 = ir.F32Type.get()
         for j in range(len(g.results)):
             acc = blk.arguments[n_in + j]
             comb = irutil.producer(yld.operands[j])
@@ -170,7 +161,7 @@ class WidenAccumulators(Pass):
             term = comb.operands[k]
             init = g.operands[n_in + j]
             with ir.InsertionPoint(g), g.location:
-                g.operands[n_in + j] = _cast(init, f32, arith.extf)
+                g.operands[n_in + j] = cast_elements(init, f32, arith.extf)
             r = g.results[j]
             r.set_type(ir.RankedTensorType.get(list(ir.RankedTensorType(r.type).shape), f32))
             _round_result(g, r)
@@ -200,7 +191,7 @@ class WidenAccumulators(Pass):
         if "indexing_maps" in o.attributes:  # a matmul's maps (transposed operands) kept as they are
             kw["indexing_maps"] = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(o.attributes["indexing_maps"])]
         with ir.InsertionPoint(o), o.location:
-            init = _cast(outs[0], f32, arith.extf)
+            init = cast_elements(outs[0], f32, arith.extf)
             new = irutil.result_value(build(*inputs_of(o), outs=[init], **kw))
         old = o.results[0]
         old.replace_all_uses_with(new)

@@ -228,6 +228,16 @@ def build_generic(inputs, in_maps, init, out_map, iterators, body):
     return g.results[0]
 
 
+def cast_elements(v, elem, cast):
+    """An elementwise linalg.generic giving tensor `v` element type `elem` through `cast` (an
+    arith builder such as `arith.extf` / `arith.truncf`, called as cast(elem, x))."""
+    rt = ir.RankedTensorType(v.type)
+    rank = len(rt.shape)
+    init = tensor.empty(list(rt.shape), elem)
+    idm = ir.AffineMap.get_identity(rank)
+    return build_generic([v], [idm], init, idm, ["parallel"] * rank, lambda b: cast(elem, b[0]))
+
+
 def is_elementwise(o) -> bool:
     return (o.name == "linalg.generic" and len(o.results) == 1
             and all(it == "parallel" for it in iterator_types(o))

@@ -153,6 +153,11 @@ class KernelTable:
         return cls(d["target"], d["device"], d["date"], d.get("source", "measured"), entries)
 
 
+def has_table(target: str) -> bool:
+    """Whether texflow ships a measured kernel table for `target`."""
+    return (DATA_DIR / f"{target}.json").exists()
+
+
 def load(target: str, path: str | None = None) -> KernelTable | None:
     """`path`, else the target's measured table, else None (no table: IREE configures)."""
     p = Path(path) if path else DATA_DIR / f"{target}.json"
