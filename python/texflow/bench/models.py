@@ -249,7 +249,9 @@ def resolve(names: str | list[str] | None) -> list[str]:
 def _export(module, args, input_names, path: Path) -> None:
     torch = import_torch()
     import onnx
-    tmp = path.with_suffix(".tmp.onnx")
+    # per-process names and an atomic replace: two runs building the same model into the
+    # shared cache (e.g. two tuning preparations at once) must not remove each other's files
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.onnx")
     with torch.no_grad():
         try:
             prog = torch.onnx.export(module, args, dynamo=True, input_names=input_names,
@@ -264,7 +266,9 @@ def _export(module, args, input_names, path: Path) -> None:
     m = onnx.load(str(tmp), load_external_data=True)
     if m.ir_version > 10:
         m.ir_version = 10  # onnxruntime 1.31 refuses newer IR versions
-    onnx.save(m, str(path), save_as_external_data=False)
+    part = path.with_name(f"{path.stem}.{os.getpid()}.part.onnx")
+    onnx.save(m, str(part), save_as_external_data=False)
+    os.replace(part, path)
     tmp.unlink()
     for f in path.parent.iterdir():  # any external-data side file of the temporary export
         if f.name.startswith(tmp.name) and f != path:
