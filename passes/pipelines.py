@@ -54,7 +54,7 @@ SLICES_PER_BUDGET = 8
 def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
                   select_options: str = "", pack: bool = True,
                   pack_tiles: str | None = None, configure: bool = True,
-                  kernel_table: str = "") -> list[Item]:
+                  kernel_table: str = "", keep_f32: str = "") -> list[Item]:
     """The texflow-layout phase for `target`.
 
     - On GPUs a contraction writing the layout its consumers want ("eliminate 2nd") costs
@@ -70,7 +70,8 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
       matmuls, attention and convolutions for mmt4d, with the weights packed at compile time;
       `pack_tiles` names its tiles (None: the host's).
     - With precision f16, texflow-demote-f16 runs first so that selection sees 2-byte elements,
-      and texflow-widen-accumulators last: sums accumulate in f32 (ResNet-50 overflowed f16).
+      and texflow-widen-accumulators last: sums accumulate in f32 (ResNet-50 overflowed f16);
+      the ONNX nodes named in `keep_f32` (comma-separated) stay in f32.
     - With `configure` on a Vulkan target that has a kernel table (texflow.kernelconfig, or
       `kernel_table`: a file made by `python -m texflow.bench.tune_kernels` on the user's
       device), texflow-configure-kernels gives the packed convolutions selection wrote the
@@ -92,7 +93,7 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
         p += [FuseAttention(), RewriteSoftmax(),
               PackMatmul(**({"tiles": pack_tiles} if pack_tiles else {}))]
     if precision == "f16":
-        p.insert(0, DemoteF16())
+        p.insert(0, DemoteF16(keep_f32=keep_f32))
         p.append(WidenAccumulators(contractions=not gpu))
     p += [VerifyLayout(), "canonicalize", "cse"]
     return p

@@ -20,9 +20,19 @@ legalises a reduction of a `<N x half>` vector by max/min (`llvm.vector.reduce.f
 raises the f16 softmax into) element by element through calls to libm's `fmaxf`/`fminf`, which
 IREE's embedded ELF linker does not provide: the module failed to link (`undefined symbol:
 fmaxf at iree-lld`).  Reductions of `<N x float>` are lowered inline on every x86-64 CPU.
+
+`keep_f32` names ONNX nodes (op locations) that stay in f32: their ops, with everything nested
+in them, keep f32 types, f16 operands are extended on the way in and f32 results truncated on
+the way out.  Why: IREE 3.13's SPIR-V code generator rejects the f16 form of some kernels that
+it compiles in f32 (SqueezeNet's classifier convolution, GPT-2's projections on
+`vulkan-nvidia`); the compiler names the nodes of the dispatches IREE rejected and compiles
+again with those nodes in f32 (`Compiler.compile_module`), and a user can name nodes too.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import re
 
 import numpy as np
 from iree.compiler import ir
@@ -61,15 +71,24 @@ class DemoteF16(Pass):
     name = "texflow-demote-f16"
     summary = "Compute in f16: demote f32 constants, activations and ops; cast only at the function's inputs and outputs"
 
+    @dataclasses.dataclass
+    class Options:
+        keep_f32: str = dataclasses.field(default="", metadata={
+            "help": "comma-separated op location names (ONNX node names) whose ops stay in f32, "
+                    "with casts at their edges"})
+
     def apply(self, module) -> None:
+        self._keep = frozenset(n.strip() for n in self.options.keep_f32.split(",") if n.strip())
         for f in irutil.functions(module):
             self._function(f)
 
     def _function(self, f) -> None:
-        ops = irutil.collect(f)
+        n_kept = self._mark_kept(f)
+        ops = [o for o in irutil.collect(f) if not _is_kept(o, f)]
         boundary_in = [o for o in ops if o.name == "hal.tensor.import"]
         boundary_out = [o for o in ops if o.name in ("hal.tensor.barrier", "hal.tensor.export")]
-        # 1. demote every f32 value and constant inside the body (not the ABI ops)
+        # 1. demote every f32 value and constant inside the body (not the ABI ops, not the
+        #    ops kept in f32)
         for o in ops:
             if o.name in _ABI_OPS or o.name in irutil.FUNC_OPS:
                 continue
@@ -111,9 +130,69 @@ class DemoteF16(Pass):
                 if o.name == "hal.tensor.barrier":
                     o.results[i].set_type(_f32_of(v.type))
                 self.bump("outputs extended to f32")
-        # 4. max/min reductions accumulate in f32 (see the module doc)
+        # 4. the edges of the ops kept in f32
+        if n_kept:
+            self._cast_kept_edges(f)
+            self.bump("ops kept in f32", n_kept)
+        # 5. max/min reductions accumulate in f32 (see the module doc)
         for o in irutil.collect(f, ("linalg.generic",)):
             self._widen_extremum_reduction(o)
+
+    def _mark_kept(self, f) -> int:
+        """Mark the function body's ops located at a kept name (_KEPT); ops nested in them
+        are kept with them (a body is typed as a whole).  Returns how many were marked."""
+        n = 0
+        if not self._keep:
+            return n
+        for blk in f.regions[0].blocks:
+            for o in blk.operations:
+                o = o.operation
+                if o.name not in _ABI_OPS and self._keep.intersection(location_names(o.location)):
+                    o.attributes[_KEPT] = ir.UnitAttr.get()
+                    n += 1
+        return n
+
+    def _cast_kept_edges(self, f) -> None:
+        """Extend the f16 operands of kept ops; truncate kept results read by f16 ops; drop the
+        marks."""
+        for blk in f.regions[0].blocks:
+            for o in list(blk.operations):
+                o = o.operation
+                if _KEPT not in o.attributes:
+                    continue
+                del o.attributes[_KEPT]
+                for i in range(len(o.operands)):
+                    v = o.operands[i]
+                    p = irutil.producer(v)
+                    if _element_type(v.type) == "f16" and (p is None or _KEPT not in p.attributes):
+                        with ir.InsertionPoint(o), o.location:
+                            o.operands[i] = _extend(v)
+                # values a kept op's body captures from the (f16) function body
+                for inner in irutil.collect(o)[1:]:
+                    inner = _op(inner)
+                    for i in range(len(inner.operands)):
+                        v = inner.operands[i]
+                        p = irutil.producer(v)
+                        if _element_type(v.type) == "f16" and p is not None and not _within(p, o):
+                            with ir.InsertionPoint(o), o.location:
+                                inner.operands[i] = _extend(v)
+                for r in o.results:
+                    if _element_type(r.type) != "f32":
+                        continue
+                    users = [(u.owner, u.operand_number) for u in r.uses]
+                    users = [(w, i) for w, i in users if _op(w).name not in _ABI_OPS
+                             and not _is_kept(_op(w), f)]
+                    if not users:
+                        continue
+                    with ir.InsertionPoint.after(o), o.location:
+                        if o.name == "tensor.empty":  # a shared init: an f16 one of its own
+                            e = o.clone()
+                            e.results[0].set_type(_f16_of(r.type))
+                            r16 = e.results[0]
+                        else:
+                            r16 = _truncate(r)
+                    for owner, i in users:
+                        owner.operands[i] = r16
 
     def _widen_extremum_reduction(self, g) -> None:
         """Give each f16 max/min reduction of generic `g` an f32 accumulator: its init is
@@ -183,6 +262,68 @@ class DemoteF16(Pass):
             data = np.array(ir.DenseFPElementsAttr(attr)).reshape(rt.shape).astype(np.float16)
             o.attributes["value"] = ir.DenseElementsAttr.get(np.ascontiguousarray(data), type=rt)
         self.bump("constants demoted")
+
+
+def location_names(loc) -> set[str]:
+    """The names in an op location: 'loc("node_conv2d_22")' -> {"node_conv2d_22"}; a fused
+    location gives each of its names."""
+    return set(re.findall(r'"([^"]*)"', str(loc)))
+
+
+_KEPT = "texflow.keep_f32"  # marks, while the pass runs, the ops kept in f32
+
+
+def _is_kept(o, f) -> bool:
+    """Whether op `o` of function `f` is, or is nested in, an op marked _KEPT."""
+    o = _op(o)
+    while o is not None and o != f.operation:
+        parent = o.parent
+        if parent is None:
+            return False
+        parent = _op(parent)
+        if parent == f.operation:
+            return _KEPT in o.attributes
+        o = parent
+    return False
+
+
+def _within(p, o) -> bool:
+    """Whether op `p` is nested in op `o`."""
+    p = _op(p)
+    while p is not None:
+        parent = p.parent
+        if parent is None:
+            return False
+        p = _op(parent)
+        if p == o:
+            return True
+    return False
+
+
+def _op(o):
+    """The `ir.Operation` of an op view (sets of ops compare operations, not views)."""
+    return getattr(o, "operation", o)
+
+
+def _element_type(t) -> str | None:
+    if str(t) in ("f16", "f32"):
+        return str(t)
+    try:
+        return str(ir.RankedTensorType(t).element_type)
+    except ValueError:
+        return None
+
+
+def _extend(v):
+    if str(v.type) == "f16":
+        return arith.extf(ir.F32Type.get(), v)
+    return _cast_tensor(v, _f32_of(v.type), "arith.extf")
+
+
+def _truncate(v):
+    if str(v.type) == "f32":
+        return arith.truncf(ir.F16Type.get(), v)
+    return _cast_tensor(v, _f16_of(v.type), "arith.truncf")
 
 
 def _is_tensor(v) -> bool:

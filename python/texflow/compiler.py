@@ -66,6 +66,11 @@ def texflow_phases(options: "CompileOptions") -> list[Phase]:
 TEXFLOW_PHASE_NAMES = ("texflow-layout", "texflow-wstream", "texflow-finalize")
 
 
+# rounds of texflow-demote-f16 keep_f32 retries: IREE reports every rejected dispatch of a
+# compile at once, so a second round is needed only where f32 neighbours change the fusion
+F16_RETRY_ROUNDS = 3
+
+
 # IREE's mmt4d microkernel: 5% faster than generated code on the packed matmuls
 # texflow-pack-matmul writes (AVX-512, 128x768 by 768x3072, 1 thread)
 PACK_IREE_FLAGS = ("--iree-llvmcpu-enable-ukernels=mmt4d",)
@@ -83,6 +88,7 @@ class CompileOptions:
     configure_kernels: bool = True  # Vulkan: texflow-configure-kernels (the target's kernel table)
     kernel_table: str = ""  # a kernel table file to configure with instead of the target's
     precision: str = "f32"  # "f16": compute in half precision (texflow-demote-f16), f32 interface
+    keep_f32: tuple[str, ...] = ()  # with f16: ONNX nodes (op location names) kept in f32
     compile_from: str = "start"  # "start" or "input" (input: IR is already at IREE input level)
     compile_to: str = "end"  # an IREE phase or a texflow phase name
     memory_budget: str | None = None  # e.g. "64MiB": plan weight streaming (wstream)
@@ -159,6 +165,11 @@ class Compiler:
             raise TexflowError(f"--precision must be f32 or f16, got '{options.precision}'")
         if options.precision == "f16" and not options.layout:
             raise TexflowError("--precision=f16 needs texflow's layout phase (drop --no-layout)")
+        if options.keep_f32 and options.precision != "f16":
+            raise TexflowError("--keep-f32 names nodes to keep out of f16: it needs --precision=f16")
+        if options.keep_f32 and options.layout_pipeline is not None:
+            raise TexflowError("--keep-f32 applies to the default layout pipeline; with "
+                               "--layout-pipeline set texflow-demote-f16{keep_f32=...} there")
         if options.kernel_table:
             if not options.target.startswith("vulkan"):
                 raise TexflowError(f"--kernel-table configures SPIR-V kernels; target '{options.target}' "
@@ -190,7 +201,8 @@ class Compiler:
                                             select_options=options.select_options,
                                             pack=options.pack_matmul and options.packs_streamed,
                                             configure=options.configure_kernels,
-                                            kernel_table=options.kernel_table)
+                                            kernel_table=options.kernel_table,
+                                            keep_f32=",".join(options.keep_f32))
         return pipelines.with_tiles(items, pack_tiles(options.target_cpu, options.target_triple))
 
     @staticmethod
@@ -366,12 +378,21 @@ class Compiler:
             raise TexflowError(f"phase '{to}' is disabled by the options")
         # Never fail where plain IREE compiles: keep the input-level module, and when IREE
         # rejects what texflow's layout phase made of it, compile that copy as plain IREE would.
-        pristine = module.clone() if o.may_fall_back and to not in TEXFLOW_PHASE_NAMES else None
+        # With f16, the ONNX nodes whose f16 kernels IREE rejects are compiled again in f32.
+        retries_f16 = o.precision == "f16" and o.layout_pipeline is None
+        pristine = module.clone() if (o.may_fall_back or retries_f16) \
+            and to not in TEXFLOW_PHASE_NAMES else None
         try:
             self._finish(module, result, to)
         except TexflowError as e:
             if pristine is None:
                 raise
+            if retries_f16:
+                retry = self._retry_f16(pristine, result, to)
+                pristine.erase()
+                if retry is None:
+                    raise
+                return retry
             # Narrower retries first, each keeping texflow's layouts: a configured kernel IREE
             # rejects (IREE's own configurations instead), a packed weight that cannot be split
             # for streaming (the model streamed unpacked).
@@ -419,6 +440,32 @@ class Compiler:
         retry.fallbacks = result.fallbacks + [why]
         return retry
 
+    def _retry_f16(self, pristine, result: CompileResult, to: str,
+                   rounds: int = F16_RETRY_ROUNDS) -> CompileResult | None:
+        """The f16 compile again with the ONNX nodes of the dispatches IREE's code generation
+        rejected kept in f32 (texflow-demote-f16's keep_f32), for up to `rounds` more rounds
+        while each round names new nodes; None when a round names none."""
+        keep = set(self.options.keep_f32)
+        for _ in range(rounds):
+            new = rejected_nodes(self.session.diagnostics) - keep
+            if not new:
+                return None
+            keep |= new
+            other = Compiler(dataclasses.replace(self.options, compile_from="input",
+                                                 keep_f32=tuple(sorted(keep))), session=self.session)
+            retry = CompileResult(timings=dict(result.timings))
+            try:
+                other._finish(pristine.clone(), retry, to)
+            except TexflowError:
+                continue
+            added = sorted(keep - set(self.options.keep_f32))
+            retry.fallbacks = result.fallbacks + [
+                f"IREE's code generation rejected the f16 kernels of {len(added)} ONNX node(s), "
+                f"which were compiled in f32: {', '.join(added)}"]
+            retry.statistics.setdefault("texflow-driver", {})["ONNX nodes kept in f32"] = len(added)
+            return retry
+        return None
+
     def _finish(self, module, result: CompileResult, to: str) -> None:
         """texflow's phases, then IREE from `input` to `to`, filling `result`."""
         self.run_texflow_phases(module, result, to if to in TEXFLOW_PHASE_NAMES else None)
@@ -447,6 +494,17 @@ class Compiler:
             self.session.diagnostics.set_from(cap)
             raise _iree_error(self.session, f"IREE could not emit the module ({e})") from None
         result.vmfb = bytes(out.map_memory())
+
+def rejected_nodes(diagnostics) -> set[str]:
+    """The ONNX node names (op location names) of the dispatches whose translation to the
+    target IREE rejected in the last run."""
+    from texflow.passes.precision.demote_f16 import location_names
+    names: set[str] = set()
+    for _, loc, msg in diagnostics.errors():
+        if msg.startswith("failed to run translation of source executable") and loc:
+            names |= location_names(loc)
+    return names
+
 
 def _is_segment(func) -> bool:
     """A streaming segment (texflow-wstream-outline): wrapped by IREE's ABI later."""

@@ -234,3 +234,14 @@ def large_mean(seed=0, C=64, H=7, level=3000.0):
              helper.make_node("Flatten", ["p"], ["y"])]
     inits = [numpy_helper.from_array((level + 100 * rng.standard_normal((1, C, 1, 1))).astype(np.float32), "bias")]
     return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, C])], inits, "large_mean")
+
+
+def wide_pointwise(seed=0, C=512, F=64, H=9):
+    """SqueezeNet 1.1's fire9 squeeze: a 1x1 convolution of 512 channels to 64 on 9x9, + Relu.
+    IREE 3.13's SPIR-V code generator rejects its f16 form for vulkan-nvidia ("failed to legalize
+    operation 'arith.constant'": a vector<256xf16> zero) and compiles it in f32."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="squeeze"),
+             helper.make_node("Relu", ["c"], ["y"], name="relu")]
+    inits = [_w(rng, "w", F, C, 1, 1, scale=0.05), _w(rng, "b", F)]
+    return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, F, H, H])], inits, "wide_pointwise")

@@ -56,6 +56,9 @@ def build_parser():
                    help="write texflow-select-layout's choices (per tensor: op, shape, layout) as JSON")
     p.add_argument("--precision", default="f32", choices=["f32", "f16"],
                    help="f16: compute in half precision (weights and activations; f32 inputs and outputs)")
+    p.add_argument("--keep-f32", default="", metavar="NODES",
+                   help="with --precision=f16: comma-separated ONNX node names (op locations) "
+                        "that stay in f32")
     p.add_argument("--memory-budget", default=None, metavar="BYTES",
                    help="plan weight streaming under this peak memory (e.g. 64MiB); "
                         "the plan is written beside the output as <output>.plan.json")
@@ -112,6 +115,7 @@ def main_impl(argv) -> int:
                           print_ir_after_all=args.print_ir_after_all,
                           select_layout=not args.no_select_layout, select_options=args.select_layout,
                           precision=args.precision, pack_matmul=not args.no_pack_matmul,
+                          keep_f32=tuple(n.strip() for n in args.keep_f32.split(",") if n.strip()),
                           configure_kernels=not args.no_configure_kernels,
                           kernel_table=args.kernel_table,
                           target_cpu=args.target_cpu, target_triple=args.target_triple)
