@@ -21,3 +21,4 @@ from .cpu import fuse_attention  # noqa: F401
 from .abi import output_storage  # noqa: F401
 from .gpu import configure_kernels  # noqa: F401
 from .precision import widen_accumulators  # noqa: F401
+from .layout import slice_contractions  # noqa: F401

@@ -245,3 +245,31 @@ def wide_pointwise(seed=0, C=512, F=64, H=9):
              helper.make_node("Relu", ["c"], ["y"], name="relu")]
     inits = [_w(rng, "w", F, C, 1, 1, scale=0.05), _w(rng, "b", F)]
     return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, F, H, H])], inits, "wide_pointwise")
+
+
+def fused_qkv_attention(seed=0, S=12, D=24, H=3):
+    """GPT-2's attention projections: one MatMul + bias for queries, keys and values, Split
+    along the last axis, each part reshaped to heads and transposed, then attention."""
+    rng = np.random.default_rng(seed)
+    Dh = D // H
+    inits = [_w(rng, "wqkv", D, 3 * D, scale=D ** -0.5), _w(rng, "bqkv", 3 * D),
+             _w(rng, "wo", D, D, scale=D ** -0.5),
+             numpy_helper.from_array(np.array([D, D, D], np.int64), "parts"),
+             numpy_helper.from_array(np.array([1, S, H, Dh], np.int64), "split"),
+             numpy_helper.from_array(np.array([1, S, D], np.int64), "merge"),
+             numpy_helper.from_array(np.array(Dh ** -0.5, np.float32), "scale")]
+    nodes = [helper.make_node("MatMul", ["x", "wqkv"], ["p0"]),
+             helper.make_node("Add", ["p0", "bqkv"], ["p1"]),
+             helper.make_node("Split", ["p1", "parts"], ["q0", "k0", "v0"], axis=2)]
+    for n in ("q", "k", "v"):
+        nodes += [helper.make_node("Reshape", [n + "0", "split"], [n + "1"]),
+                  helper.make_node("Transpose", [n + "1"], [n + "2"],
+                                   perm=[0, 2, 3, 1] if n == "k" else [0, 2, 1, 3])]
+    nodes += [helper.make_node("MatMul", ["q2", "k2"], ["s0"]),
+              helper.make_node("Mul", ["s0", "scale"], ["s1"]),
+              helper.make_node("Softmax", ["s1"], ["p"], axis=-1),
+              helper.make_node("MatMul", ["p", "v2"], ["o0"]),
+              helper.make_node("Transpose", ["o0"], ["o1"], perm=[0, 2, 1, 3]),
+              helper.make_node("Reshape", ["o1", "merge"], ["o2"]),
+              helper.make_node("MatMul", ["o2", "wo"], ["y"])]
+    return _model(nodes, [vi("x", [1, S, D])], [vi("y", [1, S, D])], inits, "fused_qkv_attention")
