@@ -31,7 +31,9 @@ MUTANTS: dict[str, list[tuple[str, str | None]]] = {
     "texflow-pack-matmul": [("test_pack_matmul.py", None)],
     "texflow-rewrite-softmax": [("test_softmax.py", "rewritten")],
     "texflow-fuse-attention": [("test_softmax.py", "fused or wide_heads")],
-    "texflow-demote-f16": [("test_targets.py", "f16"), ("test_layout_select.py", "f16")],
+    "texflow-demote-f16": [("test_targets.py", "f16"), ("test_layout_select.py", "f16"),
+                           ("test_keep_f32.py", None)],
+    "texflow-slice-contractions": [("test_slice_contractions.py", None)],
     # texflow-compose-transposes has no pytest of its own: its tests are lit's (layout/compose-transposes.mlir)
     "texflow-wstream-split-weights": [("test_wstream_runtime.py", "split")],
     "texflow-wstream-plan": [("test_wstream_ir.py", None), ("test_wstream_outputs.py", None)],
@@ -79,6 +81,10 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("texflow-wstream-plan", "test_wstream_ir.py::test_wait_type_mismatch_and_order_checks"): _DIALECT,
     ("texflow-wstream-plan", "test_wstream_ir.py::test_stage_split_point"):
         "tests stage formation's split rule (texflow.streaming.stages)",
+    ("texflow-demote-f16", "test_keep_f32.py::test_rejected_nodes_reads_the_translation_failures"):
+        _HELPER + " (compiler.rejected_nodes reads IREE's diagnostics)",
+    ("texflow-demote-f16", "test_keep_f32.py::test_keep_f32_cli_errors"):
+        "tests the driver's option checks, made before any pass runs",
     ("texflow-eliminate-layout", "test_e2e.py::test_wrong_input_shape_is_a_clear_error"):
         "tests the runtime's input check",
 }
