@@ -1,6 +1,6 @@
 """texflow-slice-contractions: a fused QKV projection read through disjoint slices becomes one
-contraction per slice (opt-in through --layout-pipeline; see docs/layout.md for why it is not
-in the default pipelines yet)."""
+contraction per slice.  It is in the Vulkan pipelines; on llvm-cpu it is opt-in through
+--layout-pipeline (docs/layout.md says why)."""
 
 import re
 
@@ -15,6 +15,10 @@ from texflow.runtime import Module
 
 
 def _pipeline(target):
+    """The target's pipeline with the pass: the default on Vulkan, prepended on llvm-cpu."""
+    if target.startswith("vulkan"):
+        assert "texflow-slice-contractions" in default_layout_pipeline(target)
+        return None
     return "texflow-slice-contractions," + default_layout_pipeline(target)
 
 
@@ -29,13 +33,30 @@ def test_fused_qkv_split_matches_onnxruntime(tmp_path, target, request):
     want = onnx_models.ort_reference(m, xs)[0]
     res = compile_file(str(p), str(tmp_path / "m.vmfb"), target=target,
                        layout_pipeline=_pipeline(target))
-    assert res.statistics["texflow-slice-contractions"] == {"slices given their own contraction": 3}
+    stats = res.statistics["texflow-slice-contractions"]
+    assert stats["slices given their own contraction"] == 3
+    assert stats["elementwise ops moved below a head split"] == 6  # 3 biases x (reshape, transpose)
     got = Module(str(tmp_path / "m.vmfb"), driver="vulkan" if target.startswith("vulkan")
                  else "local-task")(*xs)[0]
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
     flow = compile_file(str(p), target=target, layout_pipeline=_pipeline(target),
                         compile_to="texflow-layout").mlir
     assert "tensor.extract_slice" not in flow
+
+
+def test_vulkan_heads_written_by_the_projections(tmp_path):
+    """On vulkan-nvidia the three projections write the heads themselves: no data-movement
+    dispatch is left (the default pipeline without the pass leaves three slice copies)."""
+    from texflow.bench.classify import summarize
+    m = onnx_models.fused_qkv_attention(S=64, D=256, H=4)
+    p = tmp_path / "m.onnx"
+    onnx.save(m, p)
+    got = summarize(compile_file(str(p), target="vulkan-nvidia", compile_to="flow").mlir)
+    assert got.data_movement == 0, [d.label for d in got.items]
+    without = default_layout_pipeline("vulkan-nvidia").replace("texflow-slice-contractions,", "")
+    before = summarize(compile_file(str(p), target="vulkan-nvidia", compile_to="flow",
+                                    layout_pipeline=without).mlir)
+    assert before.data_movement == 3 and got.dispatches < before.dispatches
 
 
 def test_projection_weights_are_sliced_at_compile_time(tmp_path):

@@ -1,18 +1,21 @@
-// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-slice-contractions)' --split-input-file %s | FileCheck %s
+// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-slice-contractions{through-transposes=true})' --split-input-file %s | FileCheck %s
+// RUN: texflow-opt --pass-pipeline='builtin.module(texflow-slice-contractions)' --split-input-file %s | FileCheck %s --check-prefix=DEFAULT
 
 // GPT-2's fused projection: matmul + bias, then three slices of the last dimension (strided
 // reads, copies in IREE). Each slice gets its own matmul on a 8x4 slice of the weight (sliced
-// at compile time) and its own bias add; no extract_slice is left.
+// at compile time) and its own bias add, moved below the reshape so that elimination can fold
+// a head transpose into the matmul; no extract_slice is left.
 // CHECK-LABEL: func.func @fused_qkv
 // CHECK-NOT:   tensor.extract_slice
 // CHECK:       %[[W0:.+]] = arith.constant dense<{{\[\[}}0.000000e+00, 1.000000e+00, 2.000000e+00, 3.000000e+00], {{.*}}> : tensor<8x4xf32>
 // CHECK:       %[[M0:.+]] = linalg.matmul ins(%arg0, %[[W0]] : tensor<4x8xf32>, tensor<8x4xf32>) outs(%{{.+}} : tensor<4x4xf32>)
-// CHECK:       %[[B0:.+]] = linalg.generic {{.*}} ins(%[[M0]], %{{.+}} : tensor<4x4xf32>, tensor<4xf32>)
-// CHECK:       %[[E0:.+]] = tensor.expand_shape %[[B0]] {{\[\[}}0, 1], [2]] output_shape [1, 4, 4] : tensor<4x4xf32> into tensor<1x4x4xf32>
+// The bias moves below the reshape (each slice's 4 values of it, at compile time).
+// CHECK:       %[[E0:.+]] = tensor.expand_shape %[[M0]] {{\[\[}}0, 1], [2]] output_shape [1, 4, 4] : tensor<4x4xf32> into tensor<1x4x4xf32>
+// CHECK:       %[[B0:.+]] = linalg.generic {{.*}} ins(%[[E0]], %{{.+}} : tensor<1x4x4xf32>, tensor<4xf32>)
 // CHECK:       linalg.matmul ins(%arg0, %{{.+}} : tensor<4x8xf32>, tensor<8x4xf32>)
 // CHECK:       %[[W2:.+]] = arith.constant dense<{{\[\[}}8.000000e+00, 9.000000e+00, 1.000000e+01, 1.100000e+01], {{.*}}> : tensor<8x4xf32>
 // CHECK:       linalg.matmul ins(%arg0, %[[W2]] : tensor<4x8xf32>, tensor<8x4xf32>)
-// CHECK:       return %[[E0]],
+// CHECK:       return %[[B0]],
 // CHECK-NOT:   tensor<8x12xf32>
 #id = affine_map<(i, j) -> (i, j)>
 #col = affine_map<(i, j) -> (j)>
@@ -47,7 +50,10 @@ func.func @fused_qkv(%x: tensor<4x8xf32>) -> (tensor<1x4x4xf32>, tensor<1x4x4xf3
 
 // timm's ViT/DeiT: reshape to (tokens, 3, heads, dim), move the 3 to the front, slice it.
 // The slice moves through the transpose and the reshape to one 6-column range of the weight.
-// The weight is an argument here, so each matmul reads a slice of it.
+// The weight is an argument here, so each matmul reads a slice of it. By default (no
+// through-transposes) slices behind a transpose stay.
+// DEFAULT-LABEL: func.func @vit_qkv
+// DEFAULT-COUNT-3: tensor.extract_slice %{{.+}} : tensor<3x1x2x5x3xf32>
 // CHECK-LABEL: func.func @vit_qkv
 // CHECK:       %[[W0:.+]] = tensor.extract_slice %arg1[0, 0, 0] [1, 6, 6] [1, 1, 1] : tensor<1x6x18xf32> to tensor<1x6x6xf32>
 // CHECK:       linalg.batch_matmul ins(%arg0, %[[W0]] : tensor<1x5x6xf32>, tensor<1x6x6xf32>) outs(%{{.+}} : tensor<1x5x6xf32>)
