@@ -30,7 +30,6 @@ from .gpu.configure_kernels import ConfigureKernels
 from .layout.eliminate import EliminateLayout
 from .layout.lower import LowerLayout
 from .layout.raise_layout import RaiseLayout
-from .layout.slice_contractions import SliceContractions
 from .layout.verify import VerifyLayout
 from .precision.demote_f16 import DemoteF16
 from .precision.widen_accumulators import WidenAccumulators
@@ -58,11 +57,6 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
                   kernel_table: str = "", keep_f32: str = "") -> list[Item]:
     """The texflow-layout phase for `target`.
 
-    - On GPUs texflow-slice-contractions first: a fused QKV projection read through disjoint
-      slices (GPT-2) becomes one contraction per slice, its bias below the head reshape, so
-      that the slices' strided copies go and elimination folds each head transpose into its
-      contraction (GPT-2-4L on vulkan-nvidia: 32 dispatches, 6 of them data movement -> 30, 0).
-      On llvm-cpu elimination does not fold into producers, and it added dispatches.
     - On GPUs a contraction writing the layout its consumers want ("eliminate 2nd") costs
       nothing measurable (H200, Vulkan) and removes the head-split transposes IREE leaves as
       data-movement dispatches (LLaMA: 17 -> 5); on llvm-cpu it made small attention blocks
@@ -88,7 +82,7 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
     def eliminate() -> EliminateLayout:
         return EliminateLayout(fold_into_producers=gpu, keep_matmul_loops=gpu)
 
-    p: list[Item] = [VerifyLayout()] + ([SliceContractions()] if gpu else []) + [RaiseLayout(), eliminate()]
+    p: list[Item] = [VerifyLayout(), RaiseLayout(), eliminate()]
     if select:
         opts = " ".join([f"target={target}"] + ([select_options] if select_options else []))
         p += [parse_pass(f"texflow-select-layout{{{opts}}}"), RaiseLayout(), eliminate()]
