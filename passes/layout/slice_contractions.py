@@ -36,7 +36,8 @@ from iree.compiler.dialects import tensor
 
 from texflow import irutil
 from texflow.ir.constants import constant_array, make_constant
-from texflow.ir.structured import contraction_maps, is_elementwise, affine_maps, static_shape
+from texflow.ir.structured import (affine_maps, contraction_maps, is_elementwise,
+                                   reassociation_groups, static_shape)
 from ..registry import Pass, register_pass
 
 _CONTRACTIONS = ("linalg.matmul", "linalg.batch_matmul")
@@ -77,11 +78,7 @@ def slice_box(op) -> Box | None:
 
 def _is_constant(v) -> bool:
     p = irutil.producer(v)
-    return p is not None and _op(p).name == "arith.constant"
-
-
-def _op(o):
-    return getattr(o, "operation", o)
+    return p is not None and irutil.operation(p).name == "arith.constant"
 
 
 def _single_use(v) -> bool:
@@ -109,14 +106,12 @@ def _expand_source_box(op, box: Box) -> Box | None:
     """The source Box of a tensor.expand_shape's result Box, if each reassociation group's
     slice is one contiguous range of its source dimension."""
     out = static_shape(op.results[0])
-    groups = [[int(ir.IntegerAttr(d).value) for d in ir.ArrayAttr(g)]
-              for g in ir.ArrayAttr(op.attributes["reassociation"])]
+    groups = reassociation_groups(op)
     offs, sizes = [], []
     for g in groups:
         partial = [j for j in g if box.sizes[j] != out[j]]
         first = partial[0] if partial else g[-1]
-        if any(box.sizes[j] != 1 for j in partial[:-1] if j != first) or \
-                any(box.sizes[j] != out[j] for j in g if j > first) or \
+        if any(box.sizes[j] != out[j] for j in g if j > first) or \
                 any(box.sizes[j] != 1 for j in g if j < first):
             return None
         stride, strides = 1, {}
@@ -203,7 +198,7 @@ class SliceContractions(Pass):
             while changed:  # one group per round: each rewrite changes the ops around it
                 changed = False
                 for o in irutil.collect(f):
-                    for r in _op(o).results:
+                    for r in irutil.operation(o).results:
                         if self._try(r):
                             changed = True
                             break
@@ -217,7 +212,7 @@ class SliceContractions(Pass):
         p = irutil.producer(v)
         if shape is None or p is None or box.is_full(shape) or (not root and not _single_use(v)):
             return False
-        p = _op(p)
+        p = irutil.operation(p)
         boxes = _operand_boxes(p, box)
         if boxes is None:
             return False
@@ -230,13 +225,13 @@ class SliceContractions(Pass):
                    for i, b in enumerate(boxes[:n_in]))
 
     def _try(self, v) -> bool:
-        users = [_op(u.owner) for u in v.uses]
+        users = [irutil.operation(u.owner) for u in v.uses]
         if not users:
             return False
         boxes = [slice_box(u) for u in users]
         if any(b is None for b in boxes):
             return False
-        if any(a.disjoint(b) is False for i, a in enumerate(boxes) for b in boxes[i + 1:]):
+        if any(not a.disjoint(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]):
             return False
         if not all(self._reaches(v, b, root=True) for b in boxes):
             return False
@@ -267,7 +262,7 @@ class SliceContractions(Pass):
             p = irutil.producer(x)
             if p is None:
                 continue
-            p = _op(p)
+            p = irutil.operation(p)
             if p not in out and p.name in _CONTRACTIONS + ("linalg.transpose", "tensor.expand_shape",
                                                            "linalg.generic", "linalg.fill",
                                                            "tensor.empty", "arith.constant"):
@@ -285,10 +280,10 @@ class SliceContractions(Pass):
         for c in contractions:
             r = c.results[0]
             while _single_use(r):
-                e = _op(next(iter(r.uses)).owner)
+                e = irutil.operation(next(iter(r.uses)).owner)
                 if not _elementwise_ok(e) or not _single_use(e.results[0]):
                     break
-                x = _op(next(iter(e.results[0].uses)).owner)
+                x = irutil.operation(next(iter(e.results[0].uses)).owner)
                 if x.name not in ("tensor.expand_shape", "linalg.transpose"):
                     break
                 moved = self._swap(e, x)
@@ -298,7 +293,7 @@ class SliceContractions(Pass):
 
     def _swap(self, e, x):
         """E(a, consts) -> X  as  X(a) -> E'(., consts'): the new X's result, or None."""
-        e = _op(e)
+        e = irutil.operation(e)
         maps = affine_maps(e)
         ins = list(e.operands)[:-1]
         main = [i for i, a in enumerate(ins) if not _is_constant(a)]
@@ -306,15 +301,14 @@ class SliceContractions(Pass):
                 or x.operands[0] != e.results[0]:
             return None
         k = main[0]
-        rank = len(static_shape(x.results[0]))
+        out_shape = static_shape(x.results[0])
+        rank = len(out_shape)
         if x.name == "linalg.transpose":
             perm = _i64s(x.attributes["permutation"])
             inv = {p: d for d, p in enumerate(perm)}
             groups = [[inv[i]] for i in range(len(perm))]
         else:
-            groups = [[int(ir.IntegerAttr(d).value) for d in ir.ArrayAttr(g)]
-                      for g in ir.ArrayAttr(x.attributes["reassociation"])]
-        out_shape = static_shape(x.results[0])
+            groups = reassociation_groups(x)
         et = ir.RankedTensorType(x.results[0].type).element_type
         with ir.InsertionPoint(x), x.location:
             consts, new_maps = [], []
@@ -335,7 +329,7 @@ class SliceContractions(Pass):
                     else:
                         shape += [out_shape[j] for j in g]
                     results += [ir.AffineDimExpr.get(j) for j in g]
-                data = constant_array(_op(irutil.producer(a)), _FOLD_LIMIT)
+                data = constant_array(irutil.operation(irutil.producer(a)), _FOLD_LIMIT)
                 if data is None:
                     return None
                 consts.append(make_constant(np.ascontiguousarray(data.reshape(shape)),
@@ -359,7 +353,7 @@ class SliceContractions(Pass):
                 [ir.Attribute.parse("#linalg.iterator_type<parallel>")] * rank)
             new_e.results[0].set_type(x.results[0].type)
         x.results[0].replace_all_uses_with(new_e.results[0])
-        leftovers = [_op(irutil.producer(a)) for a in e.operands if irutil.producer(a) is not None]
+        leftovers = [irutil.operation(irutil.producer(a)) for a in e.operands if irutil.producer(a) is not None]
         x.erase()
         e.erase()
         for o in leftovers:  # the old bias constant and init
@@ -376,7 +370,7 @@ class SliceContractions(Pass):
         if box.is_full(shape):
             return v
         p = irutil.producer(v)
-        p = _op(p) if p is not None else None
+        p = irutil.operation(p) if p is not None else None
         et = ir.RankedTensorType(v.type).element_type
         rtype = ir.RankedTensorType.get(list(box.sizes), et)
         if p is not None and p.name == "tensor.empty":

@@ -169,7 +169,7 @@ class DemoteF16(Pass):
                             o.operands[i] = _extend(v)
                 # values a kept op's body captures from the (f16) function body
                 for inner in irutil.collect(o)[1:]:
-                    inner = _op(inner)
+                    inner = irutil.operation(inner)
                     for i in range(len(inner.operands)):
                         v = inner.operands[i]
                         p = irutil.producer(v)
@@ -180,8 +180,8 @@ class DemoteF16(Pass):
                     if _element_type(r.type) != "f32":
                         continue
                     users = [(u.owner, u.operand_number) for u in r.uses]
-                    users = [(w, i) for w, i in users if _op(w).name not in _ABI_OPS
-                             and not _is_kept(_op(w), f)]
+                    users = [(w, i) for w, i in users if irutil.operation(w).name not in _ABI_OPS
+                             and not _is_kept(w, f)]
                     if not users:
                         continue
                     with ir.InsertionPoint.after(o), o.location:
@@ -275,34 +275,17 @@ _KEPT = "texflow.keep_f32"  # marks, while the pass runs, the ops kept in f32
 
 def _is_kept(o, f) -> bool:
     """Whether op `o` of function `f` is, or is nested in, an op marked _KEPT."""
-    o = _op(o)
-    while o is not None and o != f.operation:
-        parent = o.parent
-        if parent is None:
-            return False
-        parent = _op(parent)
+    top = irutil.operation(o)
+    for parent in irutil.enclosing_ops(o):
         if parent == f.operation:
-            return _KEPT in o.attributes
-        o = parent
+            return _KEPT in top.attributes
+        top = parent
     return False
 
 
 def _within(p, o) -> bool:
     """Whether op `p` is nested in op `o`."""
-    p = _op(p)
-    while p is not None:
-        parent = p.parent
-        if parent is None:
-            return False
-        p = _op(parent)
-        if p == o:
-            return True
-    return False
-
-
-def _op(o):
-    """The `ir.Operation` of an op view (sets of ops compare operations, not views)."""
-    return getattr(o, "operation", o)
+    return any(parent == o for parent in irutil.enclosing_ops(p))
 
 
 def _element_type(t) -> str | None:

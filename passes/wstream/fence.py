@@ -371,11 +371,9 @@ _POS = "texflow.fence_pos"
 
 def _pos_of(owner) -> int:
     """Position of the function-level op holding `owner` (-1: none, e.g. a new barrier)."""
-    op = owner.operation if hasattr(owner, "operation") else owner
-    while op is not None:
+    for op in (irutil.operation(owner), *irutil.enclosing_ops(owner)):
         if _POS in op.attributes:
             return ir.IntegerAttr(op.attributes[_POS]).value
-        op = op.parent.operation if op.parent is not None else None
     return -1
 
 

@@ -445,25 +445,20 @@ class Compiler:
         """The f16 compile again with the ONNX nodes of the dispatches IREE's code generation
         rejected kept in f32 (texflow-demote-f16's keep_f32), for up to `rounds` more rounds
         while each round names new nodes; None when a round names none."""
-        keep = set(self.options.keep_f32)
+        asked = set(self.options.keep_f32)
+        keep = set(asked)
         for _ in range(rounds):
             new = rejected_nodes(self.session.diagnostics) - keep
             if not new:
                 return None
             keep |= new
-            other = Compiler(dataclasses.replace(self.options, compile_from="input",
-                                                 keep_f32=tuple(sorted(keep))), session=self.session)
-            retry = CompileResult(timings=dict(result.timings))
-            try:
-                other._finish(pristine.clone(), retry, to)
-            except TexflowError:
-                continue
-            added = sorted(keep - set(self.options.keep_f32))
-            retry.fallbacks = result.fallbacks + [
-                f"IREE's code generation rejected the f16 kernels of {len(added)} ONNX node(s), "
-                f"which were compiled in f32: {', '.join(added)}"]
-            retry.statistics.setdefault("texflow-driver", {})["ONNX nodes kept in f32"] = len(added)
-            return retry
+            added = sorted(keep - asked)
+            retry = self._retry(pristine, result, to, {"keep_f32": tuple(sorted(keep))},
+                                f"IREE's code generation rejected the f16 kernels of {len(added)} "
+                                f"ONNX node(s), which were compiled in f32: {', '.join(added)}")
+            if retry is not None:
+                retry.statistics.setdefault("texflow-driver", {})["ONNX nodes kept in f32"] = len(added)
+                return retry
         return None
 
     def _finish(self, module, result: CompileResult, to: str) -> None:

@@ -29,12 +29,27 @@ def collect(op, names=None) -> list:
     return out
 
 
+def operation(op):
+    """The `ir.Operation` of an op view (an Operation as it is).  Sets and dicts of ops must hold
+    operations: a view and its operation do not hash alike."""
+    return op.operation if hasattr(op, "operation") else op
+
+
+def enclosing_ops(op):
+    """The ops `op` is nested in, innermost first (its function, module...)."""
+    parent = operation(op).parent
+    while parent is not None:
+        parent = operation(parent)
+        yield parent
+        parent = parent.parent
+
+
 def producer(value):
     """The op defining `value`, or None for block arguments."""
     owner = value.owner
     if isinstance(owner, ir.Block):
         return None
-    return owner.operation if hasattr(owner, "operation") else owner
+    return operation(owner)
 
 
 def result_value(v):

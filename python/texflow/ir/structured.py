@@ -258,6 +258,13 @@ def verifies(o) -> bool:
         return False
 
 
+def reassociation_groups(op) -> list[list[int]]:
+    """The reassociation of a tensor.expand_shape / collapse_shape as lists of dimensions
+    (the inverse of reassoc_attr)."""
+    return [[int(ir.IntegerAttr(d).value) for d in ir.ArrayAttr(g)]
+            for g in ir.ArrayAttr(op.attributes["reassociation"])]
+
+
 def reassoc_attr(groups):
     return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IntegerType.get_signless(64), d)
                                                for d in g]) for g in groups])

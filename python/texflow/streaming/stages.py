@@ -19,6 +19,8 @@ import math
 
 from iree.compiler import ir
 
+from texflow import irutil
+
 FREE_OPS = {
     "arith.constant", "tensor.empty", "linalg.fill", "tensor.expand_shape",
     "tensor.collapse_shape", "tensor.reshape", "tensor.bitcast", "tensor.cast",
@@ -223,9 +225,9 @@ def weight_only_ops(block) -> list:
 
 
 def _top_level(op, block_ops: set):
-    while op is not None and op not in block_ops:
-        op = op.parent.operation if op.parent is not None else None
-    return op
+    """The op of `block_ops` that is `op` or holds it, else None."""
+    return next((o for o in (irutil.operation(op), *irutil.enclosing_ops(op)) if o in block_ops),
+                None)
 
 
 def sink_weight_only(block) -> int:
@@ -242,8 +244,7 @@ def sink_weight_only(block) -> int:
         users = []
         for r in op.results:
             for u in r.uses:
-                t = _top_level(u.owner.operation if hasattr(u.owner, "operation") else u.owner,
-                               pos)
+                t = _top_level(u.owner, pos)
                 if t is not None:
                     users.append(t)
         if not users:
@@ -333,10 +334,7 @@ class Analysis:
         self._costs()
 
     def _top(self, op):
-        while op is not None and op not in self.order:
-            parent = op.parent
-            op = parent.operation if parent is not None else None
-        return op
+        return _top_level(op, self.order)
 
     def use_stages(self, value, seen=None) -> list[int]:
         """Stages of the compute ops that consume `value` (through free ops);
@@ -344,7 +342,7 @@ class Analysis:
         out = []
         seen = seen if seen is not None else set()
         for u in value.uses:
-            op = self._top(u.owner.operation if hasattr(u.owner, "operation") else u.owner)
+            op = self._top(u.owner)
             if op is None or op in seen:
                 continue
             seen.add(op)
