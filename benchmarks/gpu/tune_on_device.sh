@@ -11,6 +11,7 @@ set -eo pipefail
 source benchmarks/gpu/compile_on_device.sh env
 export PYTHONUNBUFFERED=1
 name=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1 | sed 's/, / (driver /; s/$/)/')
+mkdir -p python/texflow/kernelconfig/data  # empty in git: select writes the table here
 dirs=()
 for d in "$@"; do
   python3 -m texflow.bench.tune_kernels measure --dir ".gpu/carry/$d" --device vulkan \
