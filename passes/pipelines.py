@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from texflow.kernelconfig.table import has_table as has_kernel_table
 
 from .cpu.fuse_attention import FuseAttention
 from .cpu.pack_matmul import PackMatmul
 from .cpu.rewrite_softmax import RewriteSoftmax
-from .gpu.configure_kernels import ConfigureKernels
 from .layout.eliminate import EliminateLayout
 from .layout.lower import LowerLayout
 from .layout.raise_layout import RaiseLayout
@@ -53,8 +51,7 @@ SLICES_PER_BUDGET = 8
 
 def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
                   select_options: str = "", pack: bool = True,
-                  pack_tiles: str | None = None, configure: bool = True,
-                  kernel_table: str = "", keep_f32: str = "") -> list[Item]:
+                  pack_tiles: str | None = None, keep_f32: str = "") -> list[Item]:
     """The texflow-layout phase for `target`.
 
     - On GPUs a contraction writing the layout its consumers want ("eliminate 2nd") costs
@@ -72,10 +69,8 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
     - With precision f16, texflow-demote-f16 runs first so that selection sees 2-byte elements,
       and texflow-widen-accumulators last: sums accumulate in f32 (ResNet-50 overflowed f16);
       the ONNX nodes named in `keep_f32` (comma-separated) stay in f32.
-    - With `configure` on a Vulkan target that has a kernel table (texflow.kernelconfig, or
-      `kernel_table`: a file made by `python -m texflow.bench.tune_kernels` on the user's
-      device), texflow-configure-kernels gives the packed convolutions selection wrote the
-      pipeline and tiles measured fastest there.
+    - Kernel configurations (texflow-configure-kernels) are not part of this phase: they are
+      attached to IREE's dispatches (`Compiler.configures`).
     """
     gpu = target.startswith("vulkan")
 
@@ -87,8 +82,6 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
         opts = " ".join([f"target={target}"] + ([select_options] if select_options else []))
         p += [parse_pass(f"texflow-select-layout{{{opts}}}"), RaiseLayout(), eliminate()]
     p.append(LowerLayout())
-    if configure and gpu and select and (kernel_table or has_kernel_table(target)):
-        p.append(ConfigureKernels(target=target, table=kernel_table))
     if pack and target == "llvm-cpu":
         p += [FuseAttention(), RewriteSoftmax(),
               PackMatmul(**({"tiles": pack_tiles} if pack_tiles else {}))]

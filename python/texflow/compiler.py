@@ -200,8 +200,6 @@ class Compiler:
                                             precision=options.precision,
                                             select_options=options.select_options,
                                             pack=options.pack_matmul and options.packs_streamed,
-                                            configure=options.configure_kernels,
-                                            kernel_table=options.kernel_table,
                                             keep_f32=",".join(options.keep_f32))
         return pipelines.with_tiles(items, pack_tiles(options.target_cpu, options.target_triple))
 
@@ -216,10 +214,12 @@ class Compiler:
 
     @staticmethod
     def configures(options: CompileOptions) -> bool:
-        """Whether the layout phase runs texflow-configure-kernels."""
-        from texflow.passes import pipelines
-        from texflow.passes.gpu.configure_kernels import ConfigureKernels
-        return bool(options.layout and pipelines.find(Compiler.layout_items(options), ConfigureKernels))
+        """Whether texflow-configure-kernels runs on IREE's dispatches (between its
+        executable-sources and executable-configurations phases): on a Vulkan target with a
+        kernel table (the target's, or `kernel_table`), with texflow's layout phase on."""
+        from texflow.kernelconfig.table import has_table
+        return bool(options.layout and options.configure_kernels and options.target.startswith("vulkan")
+                    and (options.kernel_table or has_table(options.target)))
 
     @staticmethod
     def packs(options: CompileOptions) -> bool:
@@ -461,6 +461,26 @@ class Compiler:
                 return retry
         return None
 
+    def _configure_kernels(self, module, result: CompileResult) -> None:
+        """texflow-configure-kernels on the module at IREE's executable-sources phase."""
+        from texflow.passes import add_passes
+        from texflow.passes.gpu.configure_kernels import ConfigureKernels
+        t0 = time.perf_counter()
+        pm = passmanager.PassManager("builtin.module", context=self.session.context)
+        sink: list = []
+        add_passes(pm, [ConfigureKernels(target=self.options.target, table=self.options.kernel_table)],
+                   stats_sink=sink)
+        try:
+            with capture_stderr() as cap:
+                pm.run(module)
+        except ir.MLIRError as e:
+            msg = cap.first_error() or str(e).splitlines()[0]
+            raise TexflowError(f"texflow-configure-kernels failed: {msg}") from None
+        for p in sink:
+            if p.statistics:
+                result.statistics.setdefault(p.name, {}).update(p.statistics)
+        result.timings["texflow-configure-kernels"] = time.perf_counter() - t0
+
     def _finish(self, module, result: CompileResult, to: str) -> None:
         """texflow's phases, then IREE from `input` to `to`, filling `result`."""
         self.run_texflow_phases(module, result, to if to in TEXFLOW_PHASE_NAMES else None)
@@ -476,8 +496,20 @@ class Compiler:
             result.mlir = _asm(module)
             return
         t0 = time.perf_counter()
-        inv = self._iree(module, "input", to)
-        result.timings["iree:input->" + to] = time.perf_counter() - t0
+        phases = iree_phases.IREE_PHASES
+        if self.configures(self.options) and phases.index(to) >= phases.index("executable-sources"):
+            inv = self._iree(module, "input", "executable-sources")
+            result.timings["iree:input->executable-sources"] = time.perf_counter() - t0
+            self._configure_kernels(module, result)
+            if to == "executable-sources":
+                result.mlir = _asm(module)
+                return
+            t0 = time.perf_counter()
+            inv = self._iree(module, "executable-sources", to)
+            result.timings["iree:executable-sources->" + to] = time.perf_counter() - t0
+        else:
+            inv = self._iree(module, "input", to)
+            result.timings["iree:input->" + to] = time.perf_counter() - t0
         if to != "end":
             result.mlir = _asm(module if to not in ("vm",) else inv.export_module())
             return

@@ -141,6 +141,13 @@ def _check_configuration(cls, dims, config, target, tmp_path, rng):
         w = rng.standard_normal((f, c, 4, 4)).astype(np.float32)
         want = np.einsum("bpk,fbkl->fpl", x.astype(np.float64), w.astype(np.float64))
         k = 4 * c
+    elif cls == "conv1x1_nc4hw4_2d":
+        f, oh, ow, _, c, _ = dims
+        x = rng.standard_normal((c, oh, ow, 4)).astype(np.float32)
+        w = rng.standard_normal((f, c, 4, 4)).astype(np.float32)
+        want = np.einsum("bhwk,fbkl->fhwl", x.astype(np.float64), w.astype(np.float64))
+        want = np.pad(want, ((0, 0), (1, 1), (1, 1), (0, 0)))  # the candidate writes a padded buffer
+        k = 4 * c
     else:
         s = int(cls.rsplit("_s", 1)[1])
         f, oh, ow, _, c, kh, kw, _ = dims
@@ -180,7 +187,8 @@ def test_tuner_candidates_compute_the_convolution(vulkan, tmp_path):
     candidates for each class, at small shapes (lavapipe is slow), checked against numpy."""
     from texflow.bench.tune_kernels import candidates
     rng = np.random.default_rng(1)
-    for cls, dims in [("conv1x1_nc4hw4", (8, 196, 4, 6, 4)), ("conv_nc4hw4_s1", (4, 14, 14, 4, 4, 3, 3, 4)),
+    for cls, dims in [("conv1x1_nc4hw4", (8, 196, 4, 6, 4)), ("conv1x1_nc4hw4_2d", (8, 14, 14, 4, 6, 4)),
+                      ("conv_nc4hw4_s1", (4, 14, 14, 4, 4, 3, 3, 4)),
                       ("conv_nc4hw4_s2", (4, 8, 8, 4, 3, 3, 3, 4))]:
         cs = candidates(cls, dims)
         assert len(cs) >= 4, (cls, dims)
@@ -275,7 +283,8 @@ def test_tuning_command_end_to_end(vulkan, tmp_path):
     work = tmp_path / "tune"
     manifest = tk.prepare([str(model)], "vulkan-nvidia", work, per_shape=1, log=lambda *a: None)
     classes = sorted(s["class"] for s in manifest["shapes"])
-    assert classes == ["conv1x1_nc4hw4", "conv_nc4hw4_s1", "conv_nc4hw4_s2"], classes
+    # the 1x1 convolution writes the 3x3 stride-2 one's padded input: two pixel loops
+    assert classes == ["conv1x1_nc4hw4_2d", "conv_nc4hw4_s1", "conv_nc4hw4_s2"], classes
     measured = tk.measure(work, "vulkan", 1, "lavapipe", log=lambda *a: None)
     table, rows = tk.select(manifest, measured, min_gain=-float("inf"))
     assert all(r.get("chosen") for r in rows) and sum(map(len, table.entries.values())) == 3
@@ -287,3 +296,13 @@ def test_tuning_command_end_to_end(vulkan, tmp_path):
     assert res.statistics["texflow-configure-kernels"] == {
         "1x1 convolutions configured (tuned shape)": 1, "KxK convolutions configured (tuned shape)": 2}
     assert "| conv_nc4hw4_s2 |" in tk.report(rows)
+    # configuring changes no dispatch: the same kernels, with the same names, as without a
+    # table (configuring in the layout phase once split fused pads and bias broadcasts off)
+    import re
+    kernels = {}
+    for table_path in (str(path), ""):
+        r = Compiler(CompileOptions(target="vulkan-nvidia", kernel_table=table_path,
+                                    compile_to="executable-sources")).compile_file(str(model))
+        kernels[table_path] = re.findall(r"stream\.cmd\.dispatch @(\S+)", r.mlir)
+        assert r.mlir.count("compilation_info = ") == (3 if table_path else 0)
+    assert kernels[str(path)] == kernels[""] and len(kernels[""]) == 6, kernels

@@ -5,7 +5,7 @@ Three steps, because the GPU machine has IREE's runtime but compiling there cost
 compiler (benchmarks/gpu/compile_on_device.sh):
 
     prepare  (here)    the shapes texflow-configure-kernels would configure in the given models
-                       (their texflow-layout phase output), candidate configurations for each, each
+                       (their dispatches at IREE's executable-sources phase), candidate configurations for each, each
                        candidate compiled alone with IREE's executable-benchmark dump; every dumped
                        benchmark merged into one module, `tune.vmfb`, and `manifest.json`
     measure  (device)  each benchmark timed alone (dispatch_profile.time_dispatches: batches of 4
@@ -65,9 +65,12 @@ def _all_candidates(cls: str, dims: tuple[int, ...]) -> list[Config]:
                             out.append(Config("BaseVectorize", (1, nh, nf),
                                               ((sf * nf, sh * nh, 4), (sf, sh, 4), (0, 0, 0, kb, 4))))
     else:
-        # loops fo oh ow fi | co kh kw ci: threads over (oh, ow), each doing sf filter blocks
-        # (not distributed, as IREE's own configuration) of soh x sow pixels x 4 lanes
-        f, oh, ow, _, c, _, _, _ = dims
+        # loops fo oh ow fi | co kh kw ci (conv1x1_nc4hw4_2d: fo oh ow fi | kb k4): threads over
+        # (oh, ow), each doing sf filter blocks (not distributed, as IREE's own configuration) of
+        # soh x sow pixels x 4 lanes
+        f, oh, ow = dims[:3]
+        red = (lambda kb: (0, 0, 0, 0, kb, 4)) if cls == "conv1x1_nc4hw4_2d" \
+            else (lambda kb: (0, 0, 0, 0, kb, 1, 1, 4))
         for sf in THREAD_TILES_F:
             for soh in THREAD_TILES_ROWS:
                 for sow in THREAD_TILES_P:
@@ -80,7 +83,7 @@ def _all_candidates(cls: str, dims: tuple[int, ...]) -> list[Config]:
                             for kb in REDUCTION:
                                 out.append(Config("BaseVectorize", (1, ny, nz),
                                                   ((sf, soh * nz, sow * ny, 4), (0, soh, sow, 4),
-                                                   (0, 0, 0, 0, kb, 1, 1, 4))))
+                                                   red(kb))))
     return [c for c in out if c.fits(dims)]
 
 
@@ -106,6 +109,13 @@ def candidate_mlir(name: str, cls: str, dims: tuple[int, ...], cfg: Config | Non
         maps = [f"affine_map<{loops} -> (d3, d1, d4)>", f"affine_map<{loops} -> (d0, d3, d4, d2)>",
                 f"affine_map<{loops} -> (d0, d1, d2)>"]
         its = ["parallel"] * 3 + ["reduction"] * 2
+    elif cls == "conv1x1_nc4hw4_2d":
+        f, oh, ow, _, c, _ = dims
+        xt, wt, ot = f"tensor<{c}x{oh}x{ow}x4xf32>", f"tensor<{f}x{c}x4x4xf32>", f"tensor<{f}x{oh}x{ow}x4xf32>"
+        loops = "(d0, d1, d2, d3, d4, d5)"
+        maps = [f"affine_map<{loops} -> (d4, d1, d2, d5)>", f"affine_map<{loops} -> (d0, d4, d5, d3)>",
+                f"affine_map<{loops} -> (d0, d1, d2, d3)>"]
+        its = ["parallel"] * 4 + ["reduction"] * 2
     else:
         s = int(cls.rsplit("_s", 1)[1])
         f, oh, ow, _, c, kh, kw, _ = dims
@@ -118,7 +128,21 @@ def candidate_mlir(name: str, cls: str, dims: tuple[int, ...], cfg: Config | Non
                 f"affine_map<{loops} -> (d0, d1, d2, d3)>"]
         its = ["parallel"] * 4 + ["reduction"] * 4
     its_text = ", ".join(f'"{i}"' for i in its)
-    return f"""func.func @{name}(%x: {xt}, %w: {wt}) -> {ot} {{
+    # conv1x1_nc4hw4_2d is the form of a 1x1 convolution whose result IREE writes into a padded
+    # buffer: alone, IREE would collapse its pixel loops (rebuilding the op, dropping its
+    # configuration), so the candidate returns its result padded as the model's next KxK
+    # convolution reads it.
+    ret, rt = "%r", ot
+    pad = ""
+    if cls == "conv1x1_nc4hw4_2d":
+        rt = f"tensor<{f}x{oh + 2}x{ow + 2}x4xf32>"
+        ret = "%p"
+        pad = f"""  %p = tensor.pad %r low[0, 1, 1, 0] high[0, 1, 1, 0] {{
+  ^bb0(%i0: index, %i1: index, %i2: index, %i3: index):
+    tensor.yield %z : f32
+  }} : {ot} to {rt}
+"""
+    return f"""func.func @{name}(%x: {xt}, %w: {wt}) -> {rt} {{
   %z = arith.constant 0.0 : f32
   %e = tensor.empty() : {ot}
   %i = linalg.fill ins(%z : f32) outs(%e : {ot}) -> {ot}
@@ -129,31 +153,31 @@ def candidate_mlir(name: str, cls: str, dims: tuple[int, ...], cfg: Config | Non
     %s = arith.addf %o, %m : f32
     linalg.yield %s : f32
   }} -> {ot}
-  return %r : {ot}
+{pad}  return {ret} : {rt}
 }}
 """
 
 
 def model_shapes(onnx_path: str, target: str) -> list[tuple[str, tuple[int, ...]]]:
-    """(class, loop sizes) of every op texflow-configure-kernels would configure in the model."""
-    from iree.compiler import ir
+    """(class, loop sizes) of every kernel texflow-configure-kernels would configure in the
+    model: its dispatches at IREE's executable-sources phase, compiled without a table."""
     from texflow.compiler import CompileOptions, Compiler
-    from texflow import irutil
-    from texflow.passes.gpu.configure_kernels import match_packed_conv
-    res = Compiler(CompileOptions(target=target, compile_to="texflow-layout",
-                                  configure_kernels=False)).compile_file(str(onnx_path))
-    out = []
-    with ir.Context() as ctx:
-        ctx.allow_unregistered_dialects = True
-        ctx.load_all_available_dialects()
-        m = ir.Module.parse(res.mlir)
-        ops = []
-        irutil.walk(m.operation, lambda o: ops.append(o) if o.name == "linalg.generic" else None)
-        for op in ops:
-            mm = match_packed_conv(op)
-            if mm is not None and mm.kernel_class is not None:
-                out.append((mm.kernel_class, mm.dims))
+    from texflow.passes.gpu.configure_kernels import dispatch_kernels
+    c = Compiler(CompileOptions(target=target, compile_to="executable-sources", configure_kernels=False))
+    res = c.compile_file(str(onnx_path))
+    with c.session.context:
+        m = c.session.parse(res.mlir, str(onnx_path))
+        out = [(cls, dims) for _, cls, dims in dispatch_kernels(m)]
     return out
+
+
+def _keeps_config(benchmark: str, cfg: Config) -> bool:
+    """Whether a dumped benchmark's kernel carries `cfg` (IREE drops an op's compilation_info
+    when it rebuilds the op: then the candidate would time IREE's own configuration)."""
+    wg = ", ".join(map(str, cfg.workgroup_size))
+    tiles = ", ".join("[" + ", ".join(map(str, t)) + "]" for t in cfg.tile_sizes)
+    return (f"spirv_pipeline<{cfg.pipeline}> workgroup_size = [{wg}]" in benchmark
+            and f"tile_sizes = [{tiles}]" in benchmark)
 
 
 def _compile_one(job) -> tuple[str, str | None]:
@@ -216,6 +240,9 @@ def prepare(models: list[str], target: str, workdir: Path, per_shape: int = PER_
                 c["failed"] = f"{len(files)} dumped benchmarks, expected 1"
                 continue
             t = files[0].read_text()
+            if c["config"] is not None and not _keeps_config(t, Config.from_json(c["config"])):
+                c["failed"] = "IREE dropped the configuration (it rebuilt the op)"
+                continue
             c["entry"] = _EXPORT_RE.search(t).group(1)
             texts.append(t)
     merged = workdir / "tune.mlir"

@@ -25,12 +25,15 @@ DATA_DIR = Path(__file__).parent / "data"
 # fi/k4 (ci): the lanes of a block.
 # - conv1x1_nc4hw4: a stride-1 1x1 convolution on channel-packed tensors,
 #   out[fo, hw, fi] += x[kb, hw, k4] * w[fo, kb, k4, fi] (hw: the pixels, collapsed);
+# - conv1x1_nc4hw4_2d: the same with two pixel loops, out[fo, oh, ow, fi] += x[kb, oh, ow, k4]
+#   * w[fo, kb, k4, fi] (IREE keeps them apart when it writes the result into a padded buffer);
 # - conv_nc4hw4_s1 / _s2: a KxK (K > 1) convolution of stride 1 / 2 on channel-packed tensors,
 #   out[fo, oh, ow, fi] += x[co, s*oh + kh, s*ow + kw, ci] * w[fo, co, kh, kw, ci, fi].
 _CONV = (("fo", "oh", "ow", "fi", "co", "kh", "kw", "ci"), ("parallel",) * 4 + ("reduction",) * 4)
 KERNEL_CLASSES = {
     "conv1x1_nc4hw4": (("fo", "hw", "fi", "kb", "k4"),
                        ("parallel", "parallel", "parallel", "reduction", "reduction")),
+    "conv1x1_nc4hw4_2d": (("fo", "oh", "ow", "fi", "kb", "k4"), ("parallel",) * 4 + ("reduction",) * 2),
     "conv_nc4hw4_s1": _CONV,
     "conv_nc4hw4_s2": _CONV,
 }
