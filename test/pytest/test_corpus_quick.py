@@ -28,6 +28,7 @@ def test_corpus_specs_are_well_formed():
         assert name not in models.MODELS or corpus.root() != models.cache_dir()
     assert set(corpus.QUICK) <= set(corpus.CORPUS)
     assert corpus.resolve("quick") == corpus.QUICK
+    assert set(corpus.HELD_OUT) <= set(corpus.CORPUS) and corpus.resolve("held-out") == corpus.HELD_OUT
     assert set(corpus.resolve("decoder")) >= {"llama", "qwen2", "mistral", "phi", "gpt_neox"}
     assert corpus.resolve("bert,bert,gpt2") == ["bert", "gpt2"]
     with pytest.raises(ValueError, match="unknown corpus model"):

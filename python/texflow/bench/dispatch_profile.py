@@ -175,13 +175,14 @@ def _run_benchmark(args: list[str], timeout: float) -> dict[str, float]:
     return out or single
 
 
-def time_dispatches(vmfb: Path, device: str, reps: int, timeout: float = 600) -> dict[str, dict]:
+def time_dispatches(vmfb: Path, device: str, reps: int, timeout: float = 600,
+                    batches: tuple[int, int] = BATCHES) -> dict[str, dict]:
     """{benchmark function: {"us": kernel time, "submit_us": submission cost}} from timings at
-    the two batch sizes of BATCHES (t(B) = k + s/B)."""
-    b1, b2 = BATCHES
+    two batch sizes (t(B) = k + s/B)."""
+    b1, b2 = batches
     runs = {b: _run_benchmark([f"--module={vmfb}", f"--device={device}", f"--batch_size={b}",
                                f"--benchmark_repetitions={reps}", "--benchmark_min_time=0.05s"],
-                              timeout) for b in BATCHES}
+                              timeout) for b in batches}
     out = {}
     for name, t1 in runs[b1].items():
         t2 = runs[b2].get(name)
