@@ -338,7 +338,7 @@ class SelectLayout(Pass):
         out = []
         v = n.op.results[0]
         for u in v.uses:
-            owner = u.owner.operation if hasattr(u.owner, "operation") else u.owner
+            owner = irutil.operation(u.owner)
             j = _node_of(owner.results[0], nodes, index) if len(owner.results) else None
             if j is None or u.operand_number not in nodes[j].region_inputs:
                 out.append(u)

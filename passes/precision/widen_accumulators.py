@@ -71,7 +71,7 @@ def _scale_in_f32(r) -> bool:
     if len(uses) != 1:
         return False
     user, k = uses[0].owner, uses[0].operand_number
-    user = user.operation if hasattr(user, "operation") else user
+    user = irutil.operation(user)
     if user.name != "linalg.generic" or any(i != "parallel" for i in iterator_types(user)) \
             or k >= len(inputs_of(user)):
         return False
@@ -80,7 +80,7 @@ def _scale_in_f32(r) -> bool:
     if len(a_uses) != 1:
         return False
     op = a_uses[0].owner
-    op = op.operation if hasattr(op, "operation") else op
+    op = irutil.operation(op)
     if op.name not in _SCALE_OPS or str(op.results[0].type) != "f16" or op.operands[0] == op.operands[1]:
         return False
     f16, f32 = ir.F16Type.get(), ir.F32Type.get()

@@ -358,7 +358,7 @@ class _Fencer:
                                           operands=cur + [new_args[("release", s)]])
             for r, c, b in zip(joined, cur, bar.results):
                 for u in list(c.uses):
-                    user = u.owner.operation if hasattr(u.owner, "operation") else u.owner
+                    user = irutil.operation(u.owner)
                     if _pos_of(user) > p_last:
                         user.operands[u.operand_number] = b
                 alias[r] = b

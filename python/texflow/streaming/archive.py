@@ -31,6 +31,7 @@ import os
 
 import numpy as np
 
+from texflow import irutil
 from texflow.errors import TexflowError
 from texflow.constdata import attr_array as _attr_array
 
@@ -73,7 +74,7 @@ def _manifests(manifest) -> list[dict]:
 # -- IR -> numpy ---------------------------------------------------------------
 
 def _module_op(module):
-    return module.operation if hasattr(module, "operation") else module
+    return irutil.operation(module)
 
 
 def _element_type(t) -> str:
@@ -146,7 +147,7 @@ def weights_from_module(module_op, manifest) -> list[Weight]:
                                    f"{len(g['weights'])} in the manifest")
             ws = []
             for k, op in enumerate(ops):
-                op = op.operation if hasattr(op, "operation") else op
+                op = irutil.operation(op)
                 a = _weight_array(mop, op)
                 ws.append(Weight(weight_key(name, g["id"], k), name, g["id"], k,
                                  _element_type(op.results[0].type), a))

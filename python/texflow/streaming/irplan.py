@@ -8,6 +8,7 @@ import math
 
 from iree.compiler import ir
 
+from texflow import irutil
 from texflow.errors import TexflowError
 
 from .costmodel import Calibration, auto_chunk_bytes
@@ -148,7 +149,7 @@ def emit_plan(built: Built, plan, replay) -> None:
             while op not in pos:
                 op = op.parent.operation
             return op
-        users = [top(u.owner.operation if hasattr(u.owner, "operation") else u.owner)
+        users = [top(irutil.operation(u.owner))
                  for w in ws for u in w.results[0].uses]
         first_user = min(users, key=pos.__getitem__)
         last_user = max(users, key=pos.__getitem__)

@@ -49,7 +49,7 @@ def _remap(top, env: dict) -> None:
 class Outliner:
     def __init__(self, func, segment_bytes: int = 0):
         self.segment_bytes = segment_bytes
-        self.func = func.operation if hasattr(func, "operation") else func
+        self.func = irutil.operation(func)
         self.block = self.func.regions[0].blocks[0]
         self.name = func_name(self.func)
         self.public = self.name[:-len("$async")] if self.name.endswith("$async") else self.name
@@ -234,7 +234,7 @@ class Outliner:
         out, stack, seen = [], [value], set()
         while stack:
             for u in stack.pop().uses:
-                o = u.owner.operation if hasattr(u.owner, "operation") else u.owner
+                o = irutil.operation(u.owner)
                 while o is not None and o not in self.pos:
                     o = o.parent.operation if o.parent is not None else None
                 if o is None or o in seen:

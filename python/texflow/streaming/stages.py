@@ -175,7 +175,7 @@ def gather_bound(value) -> int | None:
     row_bytes = total // max(1, shape[0]) if shape else total
     rows = 0
     for u in uses:
-        o = u.owner.operation if hasattr(u.owner, "operation") else u.owner
+        o = irutil.operation(u.owner)
         parent = o.parent
         if o.name != "tensor.extract" or parent is None or \
                 parent.operation.name != "linalg.generic" or o.operands[0] != value:
