@@ -22,3 +22,4 @@ from .abi import output_storage  # noqa: F401
 from .gpu import configure_kernels  # noqa: F401
 from .precision import widen_accumulators  # noqa: F401
 from .layout import slice_contractions  # noqa: F401
+from .layout import split_grouped_convs  # noqa: F401

@@ -28,6 +28,7 @@ from .cpu.rewrite_softmax import RewriteSoftmax
 from .layout.eliminate import EliminateLayout
 from .layout.lower import LowerLayout
 from .layout.raise_layout import RaiseLayout
+from .layout.split_grouped_convs import SplitGroupedConvs
 from .layout.verify import VerifyLayout
 from .precision.demote_f16 import DemoteF16
 from .precision.widen_accumulators import WidenAccumulators
@@ -69,6 +70,9 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
     - With precision f16, texflow-demote-f16 runs first so that selection sees 2-byte elements,
       and texflow-widen-accumulators last: sums accumulate in f32 (ResNet-50 overflowed f16);
       the ONNX nodes named in `keep_f32` (comma-separated) stay in f32.
+    - On llvm-cpu, texflow-split-grouped-convs first turns each grouped convolution into one
+      convolution per group (IREE 3.13's grouped convolution was 5-16x slower there); on GPUs
+      that would mean one dispatch per group, not measured yet, so it stays off.
     - Kernel configurations (texflow-configure-kernels) are not part of this phase: they are
       attached to IREE's dispatches (`Compiler.configures`).
     """
@@ -78,6 +82,8 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
         return EliminateLayout(fold_into_producers=gpu, keep_matmul_loops=gpu)
 
     p: list[Item] = [VerifyLayout(), RaiseLayout(), eliminate()]
+    if target == "llvm-cpu" and (select or pack):
+        p.insert(1, SplitGroupedConvs())
     if select:
         opts = " ".join([f"target={target}"] + ([select_options] if select_options else []))
         p += [parse_pass(f"texflow-select-layout{{{opts}}}"), RaiseLayout(), eliminate()]

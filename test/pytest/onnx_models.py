@@ -157,6 +157,21 @@ def conv_block(seed=0, C=8, H=10, F=16):
     return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, F, Ho, Ho])], inits, "conv_block")
 
 
+def grouped_conv_block(seed=0, C=16, H=12, F=32, groups=4, groups2=2):
+    """A ResNeXt/RegNet-style block: a grouped 3x3 conv + bias + Relu, a grouped 3x3 stride-2
+    conv with another group count, and a 1x1 conv (ONNX Conv with 1 < group < channels)."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], group=groups),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2],
+                              group=groups2),
+             helper.make_node("Conv", ["c2", "w3"], ["y"])]
+    inits = [_w(rng, "w1", F, C // groups, 3, 3), _w(rng, "b1", F), _w(rng, "w2", F, F // groups2, 3, 3),
+             _w(rng, "b2", F), _w(rng, "w3", F, F, 1, 1)]
+    Ho = (H - 1) // 2 + 1
+    return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, F, Ho, Ho])], inits, "grouped_conv_block")
+
+
 def patch_embed(seed=0, C=3, H=18, p=4, F=24):
     """A ViT patch embedding: a Conv whose stride is its kernel (non-overlapping p x p patches),
     with a bias.  H need not be a multiple of p: the last rows and columns are dropped."""
