@@ -53,6 +53,8 @@ NEGATIVE_CONTROLS: dict[tuple[str, str], str] = {
     ("cpu/pack-matmul.mlir", "FILL"):
         "negative control: with the default min-dynamic-fill a run-time matmul whose tiles are mostly "
         "padding is left alone (FILLSTAT, killed, checks the pass decided so)",
+    ("layout/split-grouped-convs.mlir", "CAP"):
+        "negative control: with max-groups=1 the 2-group convolution is left alone",
     ("layout/fold-into-producer.mlir", "OFF"):
         "negative control: without fold-into-producers the batch_matmul and its transpose stay",
 }

@@ -34,6 +34,7 @@ MUTANTS: dict[str, list[tuple[str, str | None]]] = {
     "texflow-demote-f16": [("test_targets.py", "f16"), ("test_layout_select.py", "f16"),
                            ("test_keep_f32.py", None)],
     "texflow-slice-contractions": [("test_slice_contractions.py", None)],
+    "texflow-split-grouped-convs": [("test_split_grouped_convs.py", None)],
     # texflow-compose-transposes has no pytest of its own: its tests are lit's (layout/compose-transposes.mlir)
     "texflow-wstream-split-weights": [("test_wstream_runtime.py", "split")],
     "texflow-wstream-plan": [("test_wstream_ir.py", None), ("test_wstream_outputs.py", None)],
@@ -52,6 +53,8 @@ _RANDOM = ("a correctness property (random graphs give ONNX Runtime's numbers wi
 _TABLE = "tests SmartMem's pair-rule table (texflow.ir.quadrants), data the pass reads but does not compute"
 _DIALECT = "tests the wstream dialect's op verifiers and order checks on hand-written IR, not the pass"
 EXPECTED: dict[tuple[str, str], str] = {
+    ("texflow-split-grouped-convs", "test_split_grouped_convs.py::test_not_in_the_vulkan_pipeline"):
+        "tests which pipelines list the pass, not what it does",
     ("texflow-pack-matmul", "test_pack_matmul.py::test_packed_weight_is_what_mmt4d_reads"):
         _HELPER + " (pack_rhs against a numpy mmt4d)",
     ("texflow-pack-matmul", "test_pack_matmul.py::test_tiles_option"): _HELPER + " (parse_tiles)",

@@ -105,6 +105,14 @@ def build_lraspp():
     return w, (_image(3, 160, 160),), ["input"]
 
 
+def build_deeplabv3():
+    tv = import_torchvision()
+    m = tv.models.segmentation.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None,
+                                                            num_classes=21, aux_loss=False)
+    w = _FirstOutput.wrap(m, lambda m, x: m(x)["out"])
+    return w, (_image(3, 160, 160),), ["input"]
+
+
 # -- timm -------------------------------------------------------------------------------
 def _timm(arch, size, **kw):
     def build():
@@ -392,11 +400,41 @@ CORPUS: dict[str, ModelSpec] = {s.name: s for s in (
                       output_groups=4, **_ENC)),
     _spec("mpnet", "encoder", f"MPNet-shaped, 2 layers, d=256 (transformers; relative position "
           f"buckets), 1x{SEQ_ENC} tokens", _hf_encoder("MPNetModel", "MPNetConfig", **_ENC)),
+    # held out, second batch (2026-12-08)
+    _spec("dpn68", "cnn", "DPN-68 (timm; dual paths: grouped 3x3 convolutions, residual + dense "
+          "concat), 1x3x160x160", _timm("dpn68", 160)),
+    _spec("mixnet_s", "cnn", "MixNet-S (timm; mixed depthwise kernels 3/5/7/9 over channel "
+          "splits), 1x3x160x160", _timm("mixnet_s", 160)),
+    _spec("inception_v3", "cnn", "Inception-v3 (timm; 1x7/7x1 factorized convolutions, "
+          "branch concat), 1x3x160x160", _timm("inception_v3", 160)),
+    _spec("nf_resnet26", "cnn", "NF-ResNet-26 (timm; scaled weight standardization: filters "
+          "computed from weights), 1x3x160x160", _timm("nf_resnet26", 160)),
+    _spec("deeplabv3_mnv3", "cnn", "DeepLabV3 MobileNetV3-Large (torchvision; dilated "
+          "convolutions, ASPP, bilinear upsampling), 1x3x160x160", build_deeplabv3),
+    _spec("cait_xxs", "vit", "CaiT-XXS, 4 layers (timm; LayerScale, class attention), "
+          "1x3x224x224", _timm("cait_xxs24_224", 224, depth=4)),
+    _spec("crossvit_tiny", "vit", "CrossViT-Tiny (timm; two patch sizes, cross attention between "
+          "branches), 1x3x240x240", _timm("crossvit_tiny_240", 240)),
+    _spec("coat_lite_tiny", "vit", "CoaT-Lite-Tiny (timm; convolutional relative position "
+          "encoding, factorized attention), 1x3x224x224", _timm("coat_lite_tiny", 224)),
+    _spec("gcvit_xxtiny", "hybrid", "GC ViT-XXTiny (timm; global context tokens, windowed "
+          "attention), 1x3x224x224", _timm("gcvit_xxtiny", 224)),
+    _spec("visformer_tiny", "hybrid", "Visformer-Tiny (timm; conv stages then attention with "
+          "1x1 conv projections), 1x3x224x224", _timm("visformer_tiny", 224)),
+    _spec("convbert", "encoder", "ConvBERT-shaped, 2 layers, d=256 (transformers; span-based "
+          f"dynamic convolution heads), 1x{SEQ_ENC} tokens",
+          _hf_encoder("ConvBertModel", "ConvBertConfig", embedding_size=256, **_ENC)),
+    _spec("funnel", "encoder", "Funnel-Transformer-shaped, blocks 1-1, d=256 (transformers; "
+          f"pooled query sequences), 1x{SEQ_ENC} tokens",
+          _hf_encoder("FunnelBaseModel", "FunnelConfig", vocab_size=VOCAB, d_model=256, n_head=4,
+                      d_head=64, d_inner=1024, block_sizes=[1, 1], num_decoder_layers=1)),
 )}
 
 # Added after the passes and cost models were written (see the comment in CORPUS).
 HELD_OUT = ["repvgg_a0", "dla34", "rexnet", "hrnet_small", "resnest14d", "vovnet19_dw", "pvt_v2_b0",
-            "efficientvit_b0", "tiny_vit_5m", "xcit_nano", "squeezebert", "mpnet"]
+            "efficientvit_b0", "tiny_vit_5m", "xcit_nano", "squeezebert", "mpnet",
+            "dpn68", "mixnet_s", "inception_v3", "nf_resnet26", "deeplabv3_mnv3", "cait_xxs",
+            "crossvit_tiny", "coat_lite_tiny", "gcvit_xxtiny", "visformer_tiny", "convbert", "funnel"]
 
 # The smallest models, for the quick test (built and compiled in seconds).
 QUICK = ["squeezenet", "gpt2"]

@@ -1,11 +1,7 @@
-// RUN: iree-compile %s --iree-hal-target-device=vulkan --iree-vulkan-target=ampere --compile-to=executable-sources \
-// RUN:   | texflow-opt --pass-pipeline='builtin.module(texflow-configure-kernels{table=%inputs/kernels-test.json})' > %t.mlir
+// RUN: iree-compile %s --iree-hal-target-device=vulkan --iree-vulkan-target=ampere --compile-to=executable-sources | texflow-opt --pass-pipeline='builtin.module(texflow-configure-kernels{table=%inputs/kernels-test.json})' -o %t.mlir
 // RUN: FileCheck %s < %t.mlir
-// RUN: iree-compile %s --iree-hal-target-device=vulkan --iree-vulkan-target=ampere --compile-to=executable-sources \
-// RUN:   | texflow-opt --pass-pipeline='builtin.module(texflow-configure-kernels{table=%inputs/kernels-test.json nearest=false})' \
-// RUN:   | FileCheck %s --check-prefix=EXACT
-// RUN: iree-compile %t.mlir --iree-hal-target-device=vulkan --iree-vulkan-target=ampere \
-// RUN:   --compile-from=executable-sources --compile-to=executable-configurations | FileCheck %s --check-prefix=IREE
+// RUN: iree-compile %t.mlir --iree-hal-target-device=vulkan --iree-vulkan-target=ampere --compile-from=executable-sources --compile-to=executable-configurations | FileCheck %s --check-prefix=IREE
+// RUN: iree-compile %s --iree-hal-target-device=vulkan --iree-vulkan-target=ampere --compile-to=executable-sources | texflow-opt --pass-pipeline='builtin.module(texflow-configure-kernels{table=%inputs/kernels-test.json nearest=false})' | FileCheck %s --check-prefix=EXACT
 
 // texflow-configure-kernels runs on IREE's dispatches (the executable-sources phase), where the
 // NC4HW4 convolutions texflow-select-layout writes (loops n fo oh ow fi | co kh kw ci, below)
