@@ -23,3 +23,4 @@ from .gpu import configure_kernels  # noqa: F401
 from .precision import widen_accumulators  # noqa: F401
 from .layout import slice_contractions  # noqa: F401
 from .layout import split_grouped_convs  # noqa: F401
+from .layout import fold_weight_math  # noqa: F401

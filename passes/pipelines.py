@@ -26,6 +26,7 @@ from .cpu.fuse_attention import FuseAttention
 from .cpu.pack_matmul import PackMatmul
 from .cpu.rewrite_softmax import RewriteSoftmax
 from .layout.eliminate import EliminateLayout
+from .layout.fold_weight_math import FoldWeightMath
 from .layout.lower import LowerLayout
 from .layout.raise_layout import RaiseLayout
 from .layout.split_grouped_convs import SplitGroupedConvs
@@ -70,6 +71,8 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
     - With precision f16, texflow-demote-f16 runs first so that selection sees 2-byte elements,
       and texflow-widen-accumulators last: sums accumulate in f32 (ResNet-50 overflowed f16);
       the ONNX nodes named in `keep_f32` (comma-separated) stay in f32.
+    - texflow-fold-weight-math first computes arithmetic on constants only (NF-ResNet's weight
+      standardization) so that the convolutions after it have constant filters to re-lay out.
     - On llvm-cpu, texflow-split-grouped-convs first turns each grouped convolution into one
       convolution per group (IREE 3.13's grouped convolution was 5-16x slower there); on GPUs
       that would mean one dispatch per group, not measured yet, so it stays off.
@@ -84,6 +87,8 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
     p: list[Item] = [VerifyLayout(), RaiseLayout(), eliminate()]
     if target == "llvm-cpu" and (select or pack):
         p.insert(1, SplitGroupedConvs())
+    if select or pack:
+        p.insert(1, FoldWeightMath())
     if select:
         opts = " ".join([f"target={target}"] + ([select_options] if select_options else []))
         p += [parse_pass(f"texflow-select-layout{{{opts}}}"), RaiseLayout(), eliminate()]

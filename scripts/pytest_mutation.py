@@ -35,6 +35,7 @@ MUTANTS: dict[str, list[tuple[str, str | None]]] = {
                            ("test_keep_f32.py", None)],
     "texflow-slice-contractions": [("test_slice_contractions.py", None)],
     "texflow-split-grouped-convs": [("test_split_grouped_convs.py", None)],
+    "texflow-fold-weight-math": [("test_fold_weight_math.py", None)],
     # texflow-compose-transposes has no pytest of its own: its tests are lit's (layout/compose-transposes.mlir)
     "texflow-wstream-split-weights": [("test_wstream_runtime.py", "split")],
     "texflow-wstream-plan": [("test_wstream_ir.py", None), ("test_wstream_outputs.py", None)],

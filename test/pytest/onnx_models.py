@@ -172,6 +172,27 @@ def grouped_conv_block(seed=0, C=16, H=12, F=32, groups=4, groups2=2):
     return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, F, Ho, Ho])], inits, "grouped_conv_block")
 
 
+def standardized_conv(seed=0, C=8, H=10, F=16):
+    """NF-ResNet's scaled weight standardization in the graph: the 3x3 filter is centred by its
+    mean over (C, KH, KW), divided by its standard deviation and scaled per filter before the
+    Conv reads it; then Relu and a 1x1 conv with a plain constant filter."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("ReduceMean", ["w"], ["m"], axes=[1, 2, 3], keepdims=1),
+             helper.make_node("Sub", ["w", "m"], ["c"]),
+             helper.make_node("Mul", ["c", "c"], ["c2"]),
+             helper.make_node("ReduceMean", ["c2"], ["v"], axes=[1, 2, 3], keepdims=1),
+             helper.make_node("Add", ["v", "eps"], ["ve"]),
+             helper.make_node("Sqrt", ["ve"], ["sd"]),
+             helper.make_node("Div", ["c", "sd"], ["wn"]),
+             helper.make_node("Mul", ["wn", "gain"], ["ws"]),
+             helper.make_node("Conv", ["x", "ws", "b"], ["y1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["y1"], ["r"]),
+             helper.make_node("Conv", ["r", "w2"], ["y"])]
+    inits = [_w(rng, "w", F, C, 3, 3), _w(rng, "gain", F, 1, 1, 1), _w(rng, "b", F), _w(rng, "w2", F, F, 1, 1),
+             numpy_helper.from_array(np.array(1e-5, np.float32), "eps")]
+    return _model(nodes, [vi("x", [1, C, H, H])], [vi("y", [1, F, H, H])], inits, "standardized_conv")
+
+
 def patch_embed(seed=0, C=3, H=18, p=4, F=24):
     """A ViT patch embedding: a Conv whose stride is its kernel (non-overlapping p x p patches),
     with a bias.  H need not be a multiple of p: the last rows and columns are dropped."""
