@@ -87,7 +87,7 @@ def layout_passes(target: str, *, select: bool = True, precision: str = "f32",
     p: list[Item] = [VerifyLayout(), RaiseLayout(), eliminate()]
     if target == "llvm-cpu" and (select or pack):
         p.insert(1, SplitGroupedConvs())
-    if select or pack:
+    if select or (pack and target == "llvm-cpu"):  # packing is llvm-cpu's only
         p.insert(1, FoldWeightMath())
     if select:
         opts = " ".join([f"target={target}"] + ([select_options] if select_options else []))

@@ -15,8 +15,10 @@ and math ops, with a reduction's result combined with `addf`, `mulf`, `maximumf`
 `tensor.collapse_shape`, whose tensor inputs are all constants (or folded). The arithmetic runs
 in numpy in the ops' own precision, one op at a time as IREE would (float32 stays float32), so
 results match IREE's own evaluation up to the order of a reduction's sums. A folded value
-becomes a constant only where an op that does not fold reads it, and only when it is no larger
-than the largest constant it was computed from (a broadcast is left to the op that reads it).
+becomes a constant only where an op that does not fold reads it, only when arithmetic was done
+on the way (a copy, broadcast or reshape of a weight is left as the importer wrote it, for the
+passes that match those), and only when it is no larger than the largest constant it came from
+(a broadcast is left to the op that reads it).
 """
 
 from __future__ import annotations
@@ -249,6 +251,14 @@ def _fold(op, known):
     return x.reshape(s)
 
 
+def _computes(op) -> bool:
+    """A generic whose body does arithmetic (not a copy, broadcast or transpose of its input:
+    those are left as the importer wrote them, for the passes that match them)."""
+    if op.name != "linalg.generic":
+        return False
+    return any(irutil.operation(o).name != "linalg.yield" for o in op.regions[0].blocks[0].operations)
+
+
 @register_pass
 class FoldWeightMath(Pass):
     name = "texflow-fold-weight-math"
@@ -276,7 +286,7 @@ class FoldWeightMath(Pass):
             r = op.results[0]
             known[r] = val
             folded_ops.append(op)
-            if op.name == "linalg.generic" or any(v in computed for v in op.operands):
+            if _computes(op) or any(v in computed for v in op.operands):
                 computed.add(r)
 
         sizes: dict = {}
