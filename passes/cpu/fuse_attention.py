@@ -21,7 +21,8 @@ from iree.compiler import ir
 from iree.compiler.dialects import arith, tensor
 
 from texflow import irutil
-from texflow.ir.structured import affine_maps, contraction_maps, fill_value, inputs_of, outputs_of
+from texflow.ir.structured import (affine_maps, contraction_maps, fill_value, inputs_of, map_dims_or_zero,
+                                   outputs_of)
 from ..registry import Pass, register_pass
 from .softmax_match import (Softmax, all_parallel_except, binary_body, block_args, body_and_yields, dim_to_base,
                             erase_dead, is_identity, is_unit_reshape, softmaxes, strip_unit_reshapes)
@@ -49,24 +50,10 @@ def _contraction(op):
         if set(ops[0].operands) != {args[0], args[1]} or set(ops[1].operands) != {args[2], ops[0].results[0]} \
                 or ys[0] != ops[1].results[0]:
             return None
-    dims = [_dims_or_zero(m) for m in maps]
+    dims = [map_dims_or_zero(m) for m in maps]
     if any(d is None for d in dims) or None in dims[2] or len(set(dims[2])) != len(dims[2]):
         return None
     return maps, its, ins[0], ins[1]
-
-
-def _dims_or_zero(m: ir.AffineMap):
-    """The loop dim of each result of m (None for a constant 0); None if another expression."""
-    out = []
-    for e in m.results:
-        e = e.maybe_downcast()
-        if isinstance(e, ir.AffineDimExpr):
-            out.append(e.position)
-        elif isinstance(e, ir.AffineConstantExpr) and e.value == 0:
-            out.append(None)
-        else:
-            return None
-    return out
 
 
 def _drop_unit_results(v, dims: list):
@@ -176,7 +163,7 @@ class FuseAttention(Pass):
         if k1 is None or not _only_feeds(sv, start, chain):
             return False
         maps1, its1, a1, b1 = k1
-        d1 = [_dims_or_zero(m) for m in maps1]
+        d1 = [map_dims_or_zero(m) for m in maps1]
         x_to_s = dim_to_base(start, sv)
         if s.axis not in x_to_s:
             return False
@@ -200,7 +187,7 @@ class FuseAttention(Pass):
         if k2 is None:
             return False
         maps2, its2, a2, b2 = k2
-        d2 = [_dims_or_zero(m) for m in maps2]
+        d2 = [map_dims_or_zero(m) for m in maps2]
         if pv == a2 and pv != b2:
             dp, (v, dv) = d2[0], (b2, d2[1])
         elif pv == b2 and pv != a2:

@@ -28,8 +28,8 @@ from iree.compiler import ir
 
 from texflow import irutil
 from texflow.ir.constants import constant_array, make_constant
-from texflow.ir.structured import (affine_maps, inputs_of, iterator_types, outputs_of,
-                                   reassociation_groups, static_shape)
+from texflow.ir.structured import (affine_maps, inputs_of, iterator_types, map_dims_or_zero,
+                                   outputs_of, static_shape)
 from ..registry import Pass, register_pass
 
 _LIMIT = 1 << 24  # elements of a constant read or computed
@@ -73,20 +73,6 @@ def _scalar_const(op):
         return ir.FloatAttr(op.attributes["value"]).value
     except (ValueError, TypeError):
         return None
-
-
-def _perm_dims(m) -> list[int | None] | None:
-    """The loop each result of a projected-permutation map reads, in result order (None for a
-    constant 0: a unit dimension no loop indexes), or None for other maps."""
-    out = []
-    for e in m.results:
-        if isinstance(e, ir.AffineDimExpr):
-            out.append(e.position)
-        elif isinstance(e, ir.AffineConstantExpr) and e.value == 0:
-            out.append(None)
-        else:
-            return None
-    return out
 
 
 def _aligned(x: np.ndarray, dims: list[int | None], n_loops: int) -> np.ndarray:
@@ -199,7 +185,7 @@ def _fold_generic(op, known) -> np.ndarray:
     its = iterator_types(op)
     n = len(its)
     shapes = [static_shape(v) for v in ins + outs]
-    dims = [_perm_dims(m) for m in affine_maps(op)]
+    dims = [map_dims_or_zero(m) for m in affine_maps(op)]
     if any(s is None for s in shapes) or any(d is None for d in dims):
         raise _NoFold
     sizes = [None] * n
@@ -289,6 +275,7 @@ class FoldWeightMath(Pass):
             if _computes(op) or any(v in computed for v in op.operands):
                 computed.add(r)
 
+        folded = set(folded_ops)
         sizes: dict = {}
 
         def source_size(op) -> int:
@@ -306,7 +293,6 @@ class FoldWeightMath(Pass):
             return best
 
         # a computed value becomes a constant where an op that did not fold reads it
-        folded = set(folded_ops)
         for op in folded_ops:
             r = op.results[0]
             outside = [u for u in r.uses if irutil.operation(u.owner) not in folded]

@@ -340,11 +340,7 @@ class Compiler:
                     f"phase {phase.name} left out"] = 1
             if snapshot is not None:
                 snapshot.erase()
-            for p in sink:
-                if p.statistics:
-                    result.statistics.setdefault(p.name, {}).update(p.statistics)
-                if p.undone:
-                    result.fallbacks.append(f"{p.name} was undone: {p.undone}")
+            _record_passes(result, sink)
             if stream is not None:
                 stream.flush()
             result.timings[phase.name] = time.perf_counter() - t0
@@ -476,9 +472,7 @@ class Compiler:
         except ir.MLIRError as e:
             msg = cap.first_error() or str(e).splitlines()[0]
             raise TexflowError(f"texflow-configure-kernels failed: {msg}") from None
-        for p in sink:
-            if p.statistics:
-                result.statistics.setdefault(p.name, {}).update(p.statistics)
+        _record_passes(result, sink)
         result.timings["texflow-configure-kernels"] = time.perf_counter() - t0
 
     def _finish(self, module, result: CompileResult, to: str) -> None:
@@ -521,6 +515,16 @@ class Compiler:
             self.session.diagnostics.set_from(cap)
             raise _iree_error(self.session, f"IREE could not emit the module ({e})") from None
         result.vmfb = bytes(out.map_memory())
+
+def _record_passes(result: CompileResult, sink: list) -> None:
+    """What the texflow passes of one pass-manager run reported: statistics, and why any was
+    undone."""
+    for p in sink:
+        if p.statistics:
+            result.statistics.setdefault(p.name, {}).update(p.statistics)
+        if p.undone:
+            result.fallbacks.append(f"{p.name} was undone: {p.undone}")
+
 
 def rejected_nodes(diagnostics) -> set[str]:
     """The ONNX node names (op location names) of the dispatches whose translation to the

@@ -77,6 +77,21 @@ def map_dims(m: ir.AffineMap) -> list[int] | None:
     return out
 
 
+def map_dims_or_zero(m: ir.AffineMap) -> list[int | None] | None:
+    """Like map_dims, but a constant-0 result (a unit dimension no loop indexes) is None; the
+    whole answer is None if a result is anything else."""
+    out = []
+    for e in m.results:
+        e = e.maybe_downcast()
+        if isinstance(e, ir.AffineDimExpr):
+            out.append(e.position)
+        elif isinstance(e, ir.AffineConstantExpr) and e.value == 0:
+            out.append(None)
+        else:
+            return None
+    return out
+
+
 def permutation_map_of(perm: list[int], base: ir.AffineMap) -> ir.AffineMap:
     """Operand map for x when the op read t = transpose(x, perm) through `base`.
 
